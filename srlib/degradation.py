@@ -477,8 +477,13 @@ class Degradation:
     # -- description ------------------------------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        """Short label used in file and table names, e.g. ``x4-iso1.2-n15`` or ``x4-bicubic``."""
-        parts = [f"x{self.scale}", self.kernel.label if self.kernel else "bicubic"]
+        """Short label used in file names, e.g. ``x4-iso1.2-n15`` or ``x4-bicubic``: ``x{scale}-{setting}``."""
+        return f"x{self.scale}-{self.setting}"
+
+    @property
+    def setting(self) -> str:
+        """The degradation without its scale, as in the ``setting`` column of tables: ``iso1.2-n15``, ``bicubic``."""
+        parts = [self.kernel.label if self.kernel else "bicubic"]
         if self.noise_end is not None:
             parts.append(f"n{self.noise:g}-{self.noise_end:g}")
         elif self.noise:

@@ -1,0 +1,109 @@
+"""Evaluation harness: any upscaler x any test set x scale x degradation -> tidy per-image metrics.
+
+Protocol (DESIGN.md, "Metrics"): the HR image is cropped to a multiple of the scale, the test LR is generated once
+per (set, scale, degradation, seed) and cached (:func:`srlib.data.cached_lr_set`), the SR output is rounded to
+8 bits, and PSNR/SSIM are computed on the BT.601 Y channel with ``crop_border = scale`` (gray values for grayscale
+files).
+
+An *upscaler* is any callable mapping a (1, 3, h, w) float tensor on the 0..255 scale to a (1, 3, h*s, w*s) tensor
+on the same scale (a trained network wrapped accordingly, or :func:`bicubic_upscaler`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from srlib import data as sdata
+from srlib import metrics, tables
+from srlib.degradation import Degradation, imresize, preset
+from srlib.imgutil import img2tensor, tensor2img
+from srlib.profiles import Profile, cache_dir
+from srlib.reference import load_reference
+
+Upscaler = Callable[[torch.Tensor], torch.Tensor]
+
+
+def bicubic_upscaler(scale: int) -> Upscaler:
+    """MATLAB-exact bicubic upsampling of 8-bit LR (``imresize(lr, scale)`` on a uint8 image)."""
+
+    def upscale(lr: torch.Tensor) -> torch.Tensor:
+        return imresize(lr, float(scale), quantize=True)
+
+    return upscale
+
+
+def evaluate_pairs(pairs: Sequence[sdata.Pair], upscaler: Upscaler, scale: int, crop_border: int | None = None):
+    """Per-image metrics of ``upscaler`` on cached test pairs.
+
+    Returns:
+        DataFrame with one row per image: ``image, psnr_y, ssim_y, psnr_rgb``.
+    """
+    border = scale if crop_border is None else crop_border
+    rows = []
+    with torch.inference_mode():
+        for p in pairs:
+            sr = tensor2img(upscaler(img2tensor(p.lr)[None])[0])
+            if sr.shape != p.hr.shape:
+                raise ValueError(f"{p.stem}: SR has shape {sr.shape}, HR has {p.hr.shape} (scale {scale})")
+            rows.append(
+                {
+                    "image": p.stem,
+                    "psnr_y": metrics.psnr_y(p.hr, sr, border, gray=p.gray),
+                    "ssim_y": metrics.ssim_y(p.hr, sr, border, gray=p.gray),
+                    "psnr_rgb": metrics.psnr_rgb(p.hr, sr, border),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_sets(profile: Profile, data_root: str | os.PathLike | None = None) -> list[sdata.ImageSet]:
+    """The profile's test sets found under the data root (subset to ``profile.max_images``); the embedded test set
+    when none of them is present."""
+    names = sdata.available_sets(profile.eval_sets, data_root) or ["embedded-test"]
+    sets = [sdata.open_set(n, data_root) for n in names]
+    return [s.subset(profile.max_images) if profile.max_images else s for s in sets]
+
+
+def evaluate(
+    upscaler: Upscaler,
+    image_set: sdata.ImageSet,
+    degradation: Degradation,
+    seed: int,
+    cache: str | os.PathLike | None = None,
+) -> pd.DataFrame:
+    """Per-image metrics of ``upscaler`` on ``image_set`` degraded by ``degradation`` (test LR cached by seed).
+
+    Returns:
+        DataFrame with ``dataset, scale, setting, seed, image, psnr_y, ssim_y, psnr_rgb``.
+    """
+    pairs = sdata.cached_lr_set(image_set, degradation, seed, cache_dir(cache))
+    per_image = evaluate_pairs(pairs, upscaler, degradation.scale)
+    meta = {"dataset": image_set.name, "scale": degradation.scale, "setting": degradation.setting, "seed": seed}
+    return per_image.assign(**meta)[[*meta, *per_image.columns]]
+
+
+def bicubic_baseline(profile: Profile, data_root: str | os.PathLike | None = None, cache=None) -> pd.DataFrame:
+    """Protocol check: bicubic PSNR/SSIM (Y) per test set, scale and DASR isotropic width, beside the papers.
+
+    Bicubic has no randomness without noise, so each cell is one deterministic measurement (``n_seeds`` = 1).
+
+    Returns:
+        Table with :data:`srlib.tables.TABLE_COLUMNS`, method ``Bicubic``, metrics ``psnr`` and ``ssim``.
+    """
+    sets = test_sets(profile, data_root)
+    jobs = [(s, d) for s in sets for scale in profile.eval_scales for d in preset("dasr-iso", scale)]
+    rows = []
+    for image_set, deg in tqdm(jobs, desc="bicubic baseline", unit="setting"):
+        per_image = evaluate(bicubic_upscaler(deg.scale), image_set, deg, profile.seeds[0], cache)
+        for metric, column in (("psnr", "psnr_y"), ("ssim", "ssim_y")):
+            rows.append(
+                {"method": "Bicubic", "dataset": image_set.name, "scale": deg.scale, "setting": deg.setting,
+                 "metric": metric, "seed": profile.seeds[0], "value": per_image[column].mean()}
+            )
+    reference = load_reference()
+    return tables.compare_with_paper(tables.summarize(pd.DataFrame(rows)), reference[reference.method == "Bicubic"])
