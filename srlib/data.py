@@ -294,7 +294,8 @@ def save_image(path: str | os.PathLike, img: np.ndarray) -> None:
         raise
 
 
-def _sha256_file(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 hex digest of a file's bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -803,7 +804,7 @@ def _check_cache(folder: Path, key: str, stems: list[str], hrs: list[np.ndarray]
         lpath = folder / _lr_name(entry["stem"], scale)
         if not lpath.is_file():
             return None, f"LR file {lpath} is missing"
-        if _sha256_file(lpath) != entry.get("lr_sha256"):
+        if file_sha256(lpath) != entry.get("lr_sha256"):
             return None, f"LR file {lpath} does not match the sha256 in the manifest (modified or corrupt)"
         try:
             lr = load_image(lpath)
@@ -900,7 +901,7 @@ def cached_lr_set(image_set: ImageSet, degradation: DegradationLike, seed: int,
                 "hr_shape": list(rec.image.shape),
                 "hr_cropped_shape": list(hr.shape),
                 "lr_file": lpath.name,
-                "lr_sha256": _sha256_file(lpath),
+                "lr_sha256": file_sha256(lpath),
                 "lr_shape": list(lr.shape),
                 "gray": bool(rec.gray),
                 "image_seed": image_seed(seed, rec.stem),
@@ -908,7 +909,7 @@ def cached_lr_set(image_set: ImageSet, degradation: DegradationLike, seed: int,
             if image_set.paths is not None and rec.stem in image_set.paths:
                 src = image_set.paths[rec.stem]
                 entry["hr_file"] = src.name
-                entry["hr_file_sha256"] = _sha256_file(src)
+                entry["hr_file_sha256"] = file_sha256(src)
             entries.append(entry)
             lrs.append(lr)
         manifest = {
