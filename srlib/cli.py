@@ -21,6 +21,7 @@ import torch
 
 from srlib import data as sdata
 from srlib import degradation as D
+from srlib.fileio import atomic_write
 from srlib.imgutil import img2tensor, modcrop, tensor2img
 
 
@@ -94,7 +95,8 @@ def cmd_degrade(args) -> int:
             records.append({"input": str(f), "output": dst.name, "hr_shape": list(hr.shape), "lr_shape": list(lr.shape),
                             "image_seed": sdata.image_seed(args.seed, f.stem), "lr_sha256": sdata.file_sha256(dst)})
         manifest = {"degradation": deg.to_dict(), "name": deg.name, "seed": args.seed, "images": records}
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        with atomic_write(out / "manifest.json", binary=False) as f:
+            f.write(json.dumps(manifest, indent=2) + "\n")
         print(f"{deg.name}: {len(records)} LR images -> {out}")
     return 0
 

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from srlib.fileio import atomic_write
 from srlib.imgutil import img2tensor, modcrop, tensor2img
 
 __all__ = [
@@ -268,7 +269,7 @@ def save_image(path: str | os.PathLike, img: np.ndarray) -> None:
     """Write an image as PNG, atomically (a temporary file in the same folder, then ``os.replace``).
 
     Args:
-        path: destination file; written as PNG whatever its suffix. Its folder must exist.
+        path: destination file; written as PNG whatever its suffix. Its folder is created.
         img: (H, W, 3) uint8 RGB, or (H, W) uint8 gray (written as mode ``L``).
 
     Raises:
@@ -282,16 +283,8 @@ def save_image(path: str | os.PathLike, img: np.ndarray) -> None:
         raise ValueError(f"save_image({path}): expected an (H, W, 3) or (H, W) uint8 array, got {img.dtype} "
                          f"array of shape {img.shape}")
     pil = Image.fromarray(np.ascontiguousarray(img))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pil.save(f, format="PNG")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        pil.save(f, format="PNG")
 
 
 def file_sha256(path: str | os.PathLike) -> str:

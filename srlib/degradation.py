@@ -230,8 +230,11 @@ def resize_matrix(
 
 
 def _round_uint8(x: torch.Tensor) -> torch.Tensor:
-    """MATLAB's conversion to uint8: round half away from zero, saturate to [0, 255]."""
-    return (torch.sign(x) * torch.floor(torch.abs(x) + 0.5)).clamp(0, 255)
+    """MATLAB's conversion to uint8: round half away from zero, saturate to [0, 255].
+
+    For x >= 0 rounding half away from zero is floor(x + 0.5); negative values saturate to 0 however they round.
+    """
+    return torch.floor_(x + 0.5).clamp_(0, 255)
 
 
 def imresize(

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from srlib import profiles
 from srlib.data import file_sha256
+from srlib.fileio import atomic_write
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
@@ -82,9 +83,8 @@ def _promote(staging: Path, final: Path) -> list[str]:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path, binary=False) as f:
+        f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _check_parameters(path: Path, parameters: dict) -> None:

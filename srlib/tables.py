@@ -9,11 +9,12 @@ Every table CSV under ``results/<profile>/tables/`` has the columns :data:`TABLE
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from srlib.fileio import atomic_write
 
 KEYS = ["method", "dataset", "scale", "setting", "metric"]
 TABLE_COLUMNS = [*KEYS, "ours_mean", "ours_std", "n_seeds", "paper", "delta", "source"]
@@ -65,13 +66,6 @@ def compare_with_paper(summary: pd.DataFrame, reference: pd.DataFrame, keep_pape
 def save_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a table as CSV (4 decimals, ``\\n`` line ends) atomically; the same frame gives the same bytes."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            table.to_csv(f, index=False, float_format="%.4f", lineterminator="\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, binary=False) as f:
+        table.to_csv(f, index=False, float_format="%.4f", lineterminator="\n")
     return path

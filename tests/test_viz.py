@@ -108,6 +108,7 @@ def test_plot_kernels_shared_scale_titles_and_colourbar():
     # a list of (k, k) arrays works too, and the sqrt colour scale keeps one scale
     fig = viz.plot_kernels([k.numpy() for k in ks], gamma=0.5)
     assert len({ax.images[0].norm.vmax for ax in _image_axes(fig)}) == 1
+    assert any(ax.get_ylabel() == "weight (√ scale)" for ax in fig.axes)
     with pytest.raises(ValueError, match="titles"):
         viz.plot_kernels(ks, ["only one"])
     with pytest.raises(ValueError, match="empty"):
@@ -192,12 +193,26 @@ def test_plot_paper_vs_ours_one_panel_per_metric():
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["bicubic", "iso1.2"]
     assert axes[0].get_xlabel() == "Set5, ×4"
     texts = [t.get_text() for t in axes[0].texts]
-    assert texts[0] == "Δ +0.01\nn=3"
+    assert texts[0] == "+0.01"  # one seed count everywhere: it is in the legend
+    assert any("mean ± std, 3 seeds" in t.get_text() for t in fig.legends[0].get_texts())
     # the paper marker sits at the paper value
     ys = sorted(float(y) for line in axes[0].get_lines() if line.get_gid() == "paper" for y in line.get_ydata())
     assert ys == [28.42, 28.42]
     fig = viz.plot_paper_vs_ours(_table(), metrics=["ssim"])
     assert len([ax for ax in fig.axes if ax.get_title()]) == 1
+
+
+def test_plot_paper_vs_ours_duplicate_sources_and_mixed_seed_counts():
+    t = _table()
+    dup = t.iloc[[0]].assign(source="PCL-SR Table 2")  # the same cell published by two papers, same value
+    other = t.iloc[[1]].assign(source="other", paper=30.0, delta=t.iloc[1]["ours_mean"] - 30.0)  # a different value
+    t = pd.concat([t, dup, other], ignore_index=True)
+    t.loc[0, "n_seeds"] = 1
+    ax = viz.plot_paper_vs_ours(t, metrics=["psnr"]).axes[0]
+    papers = sorted(float(y) for line in ax.get_lines() if line.get_gid() == "paper" for y in line.get_ydata())
+    assert papers == [28.42, 28.42, 30.0]  # bicubic: one marker for two sources; iso1.2: two values
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["+0.01 (n=1)", "+0.01/-1.57 (n=3)"]
 
 
 def test_plot_paper_vs_ours_with_missing_paper_and_std():

@@ -1,0 +1,661 @@
+"""Figures for the notebooks: pure functions that take data and return a :class:`matplotlib.figure.Figure`.
+
+Conventions:
+
+* Every plotting function builds a stand-alone figure (:class:`SRFigure`, a :class:`matplotlib.figure.Figure` that
+  displays itself as PNG in IPython) without ``pyplot``, so no figure is registered with a backend, nothing is
+  shown twice by Jupyter's inline backend and nothing needs closing.
+  The caller displays the returned figure (``display(fig)`` or as a cell's last expression) and saves it with
+  :func:`save_figure`; no function here calls ``plt.show``.
+* Images are accepted as ``np.ndarray`` (H, W, 3) or (H, W) uint8 RGB/gray (0..255), or as ``torch.Tensor``
+  (3, H, W) / (1, 3, H, W) float on the 0..255 scale (:mod:`srlib.imgutil`); they are shown as uint8 RGB.
+* Images of different sizes in one figure (HR beside LR) are nearest-neighbour upsampled to the largest size, so
+  an LR pixel is shown as an s x s block and every panel has the same scale on the page.
+* Kernels are (k, k) arrays or tensors summing to 1 (:mod:`srlib.degradation`); kernels in one figure share one
+  colour scale, so a wide kernel looks dimmer than a sharp one, as its weights are.
+* :func:`save_figure` writes PNG at 100 dpi without the ``Software`` metadata, atomically, so the same figure gives
+  the same bytes on every run.
+
+Besides plots this module has small helpers the figures need: :func:`example_image` (the notebooks' demo image),
+:func:`degrade_image` (one seeded degradation of a uint8 image), :func:`noisy_copies`, :func:`center_crop` and
+:func:`describe` (a readable line for a degradation).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.colors import PowerNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from srlib import degradation as D
+from srlib.fileio import atomic_write
+from srlib.imgutil import img2tensor, modcrop, tensor2img
+
+__all__ = [
+    "PAPER_TABLE_COLUMNS",
+    "SRFigure",
+    "center_crop",
+    "degrade_image",
+    "describe",
+    "example_image",
+    "noisy_copies",
+    "plot_degradation",
+    "plot_images",
+    "plot_kernels",
+    "plot_noise_levels",
+    "plot_paper_vs_ours",
+    "plot_spatially_variant",
+    "save_figure",
+    "to_uint8",
+]
+
+#: Columns :func:`plot_paper_vs_ours` needs in its tidy table.
+PAPER_TABLE_COLUMNS = ("method", "dataset", "scale", "setting", "metric", "ours_mean", "ours_std", "n_seeds", "paper",
+                       "delta")
+
+#: Resolution of saved and displayed figures (a 6-inch figure is 600 pixels wide).
+SAVE_DPI = 100
+
+# Demo images in order of preference: (set, stem) read from the data root when present.
+_EXAMPLE_IMAGES = (("Set5", "butterfly"), ("Set14", "baboon"))
+
+
+class SRFigure(Figure):
+    """A :class:`matplotlib.figure.Figure` that IPython displays as a PNG by itself.
+
+    Figures made without ``pyplot`` have no PNG formatter in a kernel until ``matplotlib.pyplot`` is imported (the
+    inline backend registers it), so ``display(fig)`` would show only ``<Figure size ...>``. This subclass renders
+    itself with :meth:`_repr_png_` at the dpi of :func:`save_figure`; with the inline backend active it is shown
+    once, as any figure.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=SAVE_DPI, metadata={"Software": None})
+        return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Image helpers
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def to_uint8(img) -> np.ndarray:
+    """Any image this module accepts -> (H, W, 3) uint8 RGB.
+
+    Args:
+        img: (H, W, 3) or (H, W) ``np.ndarray`` (uint8, or float on the 0..255 scale), or a ``torch.Tensor`` of shape
+            (3, H, W) or (1, 3, H, W) on the 0..255 scale. Floats are rounded (half to even) and clamped to [0, 255].
+
+    Returns:
+        (H, W, 3) uint8 array (a gray image is replicated to three channels).
+    """
+    if isinstance(img, torch.Tensor):
+        t = img[0] if img.ndim == 4 and img.shape[0] == 1 else img
+        return tensor2img(t)
+    a = np.asarray(img)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) or (H, W) image or a (3, H, W) tensor, got shape {a.shape}")
+    if a.dtype != np.uint8:
+        a = np.clip(np.round(a.astype(np.float64)), 0, 255).astype(np.uint8)
+    return a
+
+
+def _nearest_resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, C) -> (H, W, C) nearest neighbour: output pixel (i, j) takes input (floor(i h / H), floor(j w / W)),
+    so an integer factor repeats each pixel as an exact block."""
+    h, w = img.shape[:2]
+    rows = (np.arange(size[0]) * h) // size[0]
+    cols = (np.arange(size[1]) * w) // size[1]
+    return img[rows][:, cols]
+
+
+def center_crop(img: np.ndarray, size: int, multiple: int = 1) -> np.ndarray:
+    """Central ``size`` x ``size`` crop of an (H, W, ...) array (smaller sides are kept), both sides then cropped to
+    a multiple of ``multiple`` (from the bottom/right, as :func:`srlib.imgutil.modcrop`)."""
+    h, w = img.shape[:2]
+    ch, cw = min(size, h), min(size, w)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return modcrop(img[top : top + ch, left : left + cw], multiple)
+
+
+def example_image(data_root: str | os.PathLike | None = None) -> tuple[str, np.ndarray]:
+    """The notebooks' demo image: Set5 ``butterfly`` or Set14 ``baboon`` from the data root when present, else the
+    first image of the embedded test set (scikit-image, no download).
+
+    Args:
+        data_root: data root; ``None`` reads ``SRLIB_DATA`` (:func:`srlib.data.data_root`).
+
+    Returns:
+        (label, image): label like ``"Set5/butterfly"``; image (H, W, 3) uint8 RGB.
+    """
+    from srlib import data
+
+    root = data.data_root(data_root)
+    if root is not None:
+        for set_name, stem in _EXAMPLE_IMAGES:
+            if data.available_sets([set_name], root):
+                images = data.open_set(set_name, root)
+                if stem in images.stems:
+                    return f"{set_name}/{stem}", images.load(stem).image
+    images = data.open_set("embedded-test")
+    stem = images.stems[0]
+    return f"{images.name}/{stem}", images.load(stem).image
+
+
+def degrade_image(hr, degradation: D.Degradation, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one degradation to one image with a freshly seeded ``torch.Generator`` (CPU).
+
+    Args:
+        hr: HR image (see :func:`to_uint8`); cropped to a multiple of the scale first.
+        degradation: the :class:`srlib.degradation.Degradation` to apply.
+        seed: seed of the noise generator; the same seed gives the same LR bit for bit.
+
+    Returns:
+        (hr, lr): the mod-cropped HR (H, W, 3) uint8 and the LR (H / s, W / s, 3) uint8.
+    """
+    img = modcrop(to_uint8(hr), degradation.scale)
+    g = torch.Generator().manual_seed(int(seed))
+    lr = degradation.apply(img2tensor(img)[None], generator=g)[0]
+    return img, tensor2img(lr)
+
+
+def noisy_copies(img, levels: Sequence[float], seed: int = 0) -> list[np.ndarray]:
+    """``img`` with white Gaussian noise of each level, as the degradation adds it (0..255 scale, then rounded and
+    clamped; :meth:`srlib.degradation.Degradation.apply` at scale 1). Every level uses a generator seeded with
+    ``seed``, so the copies share one noise pattern, scaled.
+
+    Args:
+        img: (H, W, 3) image (see :func:`to_uint8`).
+        levels: noise standard deviations on the 0..255 scale (>= 0).
+
+    Returns:
+        one (H, W, 3) uint8 array per level (level 0 returns the image unchanged).
+    """
+    return [degrade_image(img, D.Degradation(1, None, float(n)), seed)[1] for n in levels]
+
+
+def describe(degradation: D.Degradation, short: bool = False) -> str:
+    """Readable one-line description of a degradation.
+
+    Examples: ``"x4, aniso l1=3.5 l2=1.5 θ=30°, noise 15, MATLAB bicubic"``; with ``short=True`` (no scale, resize
+    only when not MATLAB's) ``"aniso l1=3.5 l2=1.5 θ=30°, noise 15"`` or ``"bicubic"``.
+    """
+    d = degradation
+    k = d.kernel
+    unit = " (variances)" if d.convention == "cdsr" else ""
+    if k is None:
+        blur = "bicubic" if short else "no blur"
+    elif isinstance(k, D.IsoGaussian):
+        blur = f"iso σ={k.sigma:g}"
+    elif isinstance(k, D.AnisoGaussian):
+        blur = f"aniso l1={k.l1:g} l2={k.l2:g} θ={k.theta:g}°{unit}"
+    else:
+        blur = f"blur σ {k.start:g}→{k.end:g}"
+    if d.noise_end is not None:
+        noise = f"noise {d.noise:g}→{d.noise_end:g}"
+    else:
+        noise = f"noise {d.noise:g}" if d.noise else ("" if short else "no noise")
+    resize = {"matlab": "MATLAB bicubic", "dasr": "DASR bicubic", "sfold": "s-fold"}[d.resize]
+    conv = "CDSR convention" if d.convention == "cdsr" else ""
+    if short:
+        parts = [blur, noise, "" if d.resize == "matlab" else resize, conv]
+    else:
+        parts = [f"x{d.scale}", blur, noise, resize, conv]
+    return ", ".join(p for p in parts if p)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Layout helpers
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _grid(n: int, ncols: int | None, max_cols: int = 5) -> tuple[int, int]:
+    if n < 1:
+        raise ValueError("nothing to plot: got an empty list")
+    ncols = min(n, max_cols) if ncols is None else int(ncols)
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    return math.ceil(n / ncols), ncols
+
+
+def _titles(titles: Sequence[str] | None, n: int) -> list[str]:
+    if titles is None:
+        return [""] * n
+    titles = list(titles)
+    if len(titles) != n:
+        raise ValueError(f"got {len(titles)} titles for {n} panels")
+    return [str(t) for t in titles]
+
+
+def _blank(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Kernels and images
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _as_kernel_list(kernels) -> list[np.ndarray]:
+    if isinstance(kernels, (torch.Tensor, np.ndarray)) and np.ndim(kernels) == 3:
+        kernels = list(kernels)
+    elif isinstance(kernels, (torch.Tensor, np.ndarray)):
+        kernels = [kernels]
+    out = []
+    for k in kernels:
+        a = k.detach().cpu().double().numpy() if isinstance(k, torch.Tensor) else np.asarray(k, dtype=np.float64)
+        if a.ndim != 2:
+            raise ValueError(f"expected (k, k) kernels, got shape {a.shape}")
+        out.append(a)
+    return out
+
+
+def plot_kernels(kernels, titles: Sequence[str] | None = None, ncols: int | None = None, suptitle: str | None = None,
+                 gamma: float = 1.0, cmap: str = "viridis", panel_size: float = 1.5) -> Figure:
+    """Grid of blur kernels with one shared colour scale and one colour bar.
+
+    Args:
+        kernels: (N, k, k) tensor/array or a sequence of (k, k) kernels (weights >= 0, each summing to 1).
+        titles: one title per kernel (the parameters, e.g. ``"σ=1.2"``).
+        ncols: columns of the grid (default: up to 5).
+        suptitle: figure title.
+        gamma: colour-scale exponent; 1 is linear, 0.5 (square root) makes the tails of wide kernels visible while
+            keeping one scale for all panels.
+        cmap: matplotlib colour map.
+        panel_size: width of one panel in inches (100 dpi when saved).
+
+    Returns:
+        Figure with N image axes (the first N of ``fig.axes``), all with colour limits [0, max weight], and a colour
+        bar labelled "kernel weight" (or "weight (√ scale)" for ``gamma=0.5``); a cross marks the kernel centre
+        ((k - 1) / 2, (k - 1) / 2).
+    """
+    ks = _as_kernel_list(kernels)
+    titles = _titles(titles, len(ks))
+    nrows, ncols = _grid(len(ks), ncols)
+    vmax = max(float(k.max()) for k in ks) or 1.0
+    norm = PowerNorm(gamma, vmin=0.0, vmax=vmax) if gamma != 1 else None
+    fig = SRFigure(figsize=(panel_size * ncols + 1.2, panel_size * nrows + (0.35 if suptitle else 0.1)),
+                 layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    im = None
+    for i, ax in enumerate(axes.ravel()):
+        if i >= len(ks):
+            ax.set_axis_off()
+            continue
+        k = ks[i]
+        im = ax.imshow(k, cmap=cmap, norm=norm, vmin=None if norm else 0.0, vmax=None if norm else vmax,
+                       interpolation="nearest")
+        c = (k.shape[0] - 1) / 2
+        ax.plot([c], [c], marker="+", color="white", markersize=5, markeredgewidth=0.6, alpha=0.6)
+        ax.set_title(titles[i], fontsize=8)
+        _blank(ax)
+    cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.9, aspect=25)
+    label = {1.0: "kernel weight", 0.5: "weight (√ scale)"}.get(float(gamma), f"weight (^{gamma:g} scale)")
+    cb.set_label(label, fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    return fig
+
+
+def plot_images(images, titles: Sequence[str] | None = None, ncols: int | None = None, suptitle: str | None = None,
+                size: tuple[int, int] | None = None, panel_size: float = 2.2) -> Figure:
+    """Row/grid of images at one common size (LR nearest-neighbour upsampled to the HR size).
+
+    Args:
+        images: sequence of images (see :func:`to_uint8`: (H, W, 3) uint8 or (3, H, W) tensors on 0..255).
+        titles: one title per image.
+        ncols: columns of the grid (default: up to 5).
+        suptitle: figure title.
+        size: (H, W) every image is shown at; default the largest height and width among the images. An LR image of
+            1/s the size becomes s x s pixel blocks.
+        panel_size: width of one panel in inches.
+
+    Returns:
+        Figure with one image axes per image (the first ``len(images)`` of ``fig.axes``); each shows an
+        (H, W, 3) uint8 array of the common size.
+    """
+    imgs = [to_uint8(im) for im in images]
+    titles = _titles(titles, len(imgs))
+    nrows, ncols = _grid(len(imgs), ncols)
+    if size is None:
+        size = (max(im.shape[0] for im in imgs), max(im.shape[1] for im in imgs))
+    aspect = size[0] / size[1]
+    fig = SRFigure(figsize=(panel_size * ncols, panel_size * aspect * nrows + 0.3 * nrows + (0.3 if suptitle else 0)),
+                 layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        if i >= len(imgs):
+            ax.set_axis_off()
+            continue
+        ax.imshow(_nearest_resize(imgs[i], size), interpolation="nearest")
+        ax.set_title(titles[i], fontsize=8)
+        _blank(ax)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    return fig
+
+
+def plot_degradation(hr, lr, kernel=None, title: str | None = None, kernel_title: str = "kernel") -> Figure:
+    """Kernel, HR and LR side by side (the explorer's view).
+
+    Args:
+        hr: (H, W, 3) HR image (see :func:`to_uint8`).
+        lr: (H / s, W / s, 3) LR image, shown nearest-neighbour upsampled to the HR size.
+        kernel: (k, k) kernel that was convolved, or ``None`` (no blur, or a spatially variant one).
+        title: figure title (the degradation's parameters).
+        kernel_title: title of the kernel panel.
+
+    Returns:
+        Figure with axes [kernel, HR, LR, colour bar] (no colour bar when ``kernel`` is None).
+    """
+    hr8, lr8 = to_uint8(hr), to_uint8(lr)
+    fig = SRFigure(figsize=(7.8, 2.9), layout="constrained")
+    ax_k, ax_hr, ax_lr = fig.subplots(1, 3, width_ratios=[1, 1.35, 1.35])
+    if kernel is not None:
+        k = _as_kernel_list(kernel)[0]
+        im = ax_k.imshow(k, cmap="viridis", vmin=0, interpolation="nearest")
+        c = (k.shape[0] - 1) / 2
+        ax_k.plot([c], [c], marker="+", color="white", markersize=5, markeredgewidth=0.6, alpha=0.6)
+        cb = fig.colorbar(im, ax=ax_k, shrink=0.8)
+        cb.set_label("kernel weight", fontsize=7)
+        cb.ax.tick_params(labelsize=7)
+        ax_k.set_title(f"{kernel_title} ({k.shape[0]}x{k.shape[1]})", fontsize=8)
+    else:
+        ax_k.text(0.5, 0.5, "no blur kernel", ha="center", va="center", fontsize=9, transform=ax_k.transAxes)
+        ax_k.set_title(kernel_title, fontsize=8)
+    _blank(ax_k)
+    ax_hr.imshow(hr8, interpolation="nearest")
+    ax_hr.set_title(f"HR crop {hr8.shape[0]}x{hr8.shape[1]}", fontsize=8)
+    ax_lr.imshow(_nearest_resize(lr8, hr8.shape[:2]), interpolation="nearest")
+    ax_lr.set_title(f"LR {lr8.shape[0]}x{lr8.shape[1]} (shown at HR size)", fontsize=8)
+    _blank(ax_hr)
+    _blank(ax_lr)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Spatially variant degradations and noise
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _blur_profile(d: D.Degradation, width: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per-HR-column kernel width(s) of a degradation: x = HR column index, {label: (width,) values}."""
+    x = np.arange(width, dtype=np.float64)
+    k = d.kernel
+    if k is None:
+        return x, {"no blur (σ = 0)": np.zeros(width)}
+    if isinstance(k, D.WidthRamp):
+        return x, {"blur width σ": D.column_ramp(k.start, k.end, width).numpy()}
+    if isinstance(k, D.IsoGaussian):
+        return x, {"blur width σ": np.full(width, k.sigma)}
+    unit = " (variance)" if d.convention == "cdsr" else ""
+    return x, {f"l1{unit}": np.full(width, k.l1), f"l2{unit}": np.full(width, k.l2)}
+
+
+def _noise_profile(d: D.Degradation, lr_width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-LR-column noise level, placed at the LR pixel centres in HR column coordinates."""
+    s = d.scale
+    x = (np.arange(lr_width) + 0.5) * s - 0.5
+    if d.noise_end is not None:
+        return x, D.column_ramp(d.noise, d.noise_end, lr_width).numpy()
+    return x, np.full(lr_width, float(d.noise))
+
+
+def plot_spatially_variant(hr, lr, degradation, titles: Sequence[str] | None = None, panel_size: float = 2.6,
+                           suptitle: str | None = None) -> Figure:
+    """Spatially variant degradations (CRL-SR Table 2): each LR image with its per-column blur width and noise level.
+
+    Args:
+        hr: (H, W, 3) HR image the LR images were made from (sets the display size; see :func:`to_uint8`).
+        lr: one (H / s, W / s, 3) LR image or a sequence of them, one per degradation.
+        degradation: one :class:`srlib.degradation.Degradation` or a sequence, matching ``lr``.
+        titles: one title per column (default: ``describe(degradation, short=True)``).
+        panel_size: width of one column in inches.
+        suptitle: figure title.
+
+    Returns:
+        Figure with 2 rows per column: the LR image at HR size above, and below it, over the same HR columns, the
+        blur width (left axis, pixels, blue) and the noise level (right axis, 0..255 scale, red). The line data are
+        exact: ``column_ramp`` over the HR columns for the width, over the LR columns for the noise.
+    """
+    if isinstance(degradation, D.Degradation):
+        degradation, lr = [degradation], [lr]
+    degs, lrs = list(degradation), list(lr)
+    if len(degs) != len(lrs):
+        raise ValueError(f"got {len(lrs)} LR images for {len(degs)} degradations")
+    titles = _titles(titles, len(degs)) if titles is not None else [describe(d, short=True) for d in degs]
+    hr8 = to_uint8(hr)
+    h, w = hr8.shape[:2]
+    profiles = [(_blur_profile(d, w), _noise_profile(d, to_uint8(x).shape[1])) for d, x in zip(degs, lrs, strict=True)]
+    s_max = max(max(float(v.max()) for v in bp[1].values()) for bp, _ in profiles)
+    n_max = max(float(npf[1].max()) for _, npf in profiles)
+    n = len(degs)
+    img_h = panel_size * h / w
+    fig = SRFigure(figsize=(panel_size * n + 0.6 * n, img_h + 1.6 + (0.3 if suptitle else 0)), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False, height_ratios=[img_h, 1.1], sharex="col")
+    colours = ("tab:blue", "tab:cyan")
+    for j, (lr_, title) in enumerate(zip(lrs, titles, strict=True)):
+        ax_img, ax_s = axes[0, j], axes[1, j]
+        ax_img.imshow(_nearest_resize(to_uint8(lr_), (h, w)), interpolation="nearest", aspect="auto",
+                      extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+        ax_img.set_title(title, fontsize=8)
+        ax_img.set_yticks([])
+        (xb, blur), (xn, noise) = profiles[j]
+        handles = []
+        for (label, values), c in zip(blur.items(), colours, strict=False):
+            handles += ax_s.plot(xb, values, color=c, lw=1.5, label=label)
+        ax_s.set_ylim(0, max(s_max * 1.1, 1.0))
+        ax_s.set_xlim(-0.5, w - 0.5)
+        ax_s.set_xlabel("HR column (left → right)", fontsize=8)
+        ax_s.tick_params(labelsize=7)
+        ax_s.set_ylabel("blur width (px)", fontsize=8, color="tab:blue")
+        ax_n = ax_s.twinx()
+        handles += ax_n.plot(xn, noise, color="tab:red", lw=1.5, ls="--", label="noise level")
+        ax_n.set_ylim(0, max(n_max * 1.1, 1.0))
+        ax_n.set_ylabel("noise σ (0..255)", fontsize=8, color="tab:red")
+        ax_n.tick_params(labelsize=7)
+        if j == 0:
+            ax_s.legend(handles=handles, fontsize=6, loc="upper left", frameon=False)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    return fig
+
+
+def plot_noise_levels(clean, noisy, levels: Sequence[float], suptitle: str | None = None, panel_size: float = 1.7,
+                      residual_range: float = 100.0) -> Figure:
+    """Noisy copies of one crop (top) and their residuals noisy - clean (bottom).
+
+    Args:
+        clean: (H, W, 3) clean crop (see :func:`to_uint8`).
+        noisy: one (H, W, 3) image per level (e.g. from :func:`noisy_copies`).
+        levels: the nominal noise standard deviations (0..255 scale), used in the titles.
+        suptitle: figure title.
+        panel_size: width of one panel in inches.
+        residual_range: the residual colour scale is [-residual_range, residual_range] (0..255 units).
+
+    Returns:
+        Figure with 2 x N image axes (noisy copies; green-channel residuals) and a colour bar; each title gives the
+        nominal level and the standard deviation measured on the residual over all channels (after rounding and
+        clamping to [0, 255], which lowers it where the image is near black or white).
+    """
+    c8 = to_uint8(clean).astype(np.float64)
+    nz = [to_uint8(x) for x in noisy]
+    levels = list(levels)
+    if len(nz) != len(levels):
+        raise ValueError(f"got {len(nz)} noisy images for {len(levels)} levels")
+    n = len(nz)
+    fig = SRFigure(figsize=(panel_size * n + 0.8, 2 * panel_size * c8.shape[0] / c8.shape[1] + 0.8),
+                 layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False)
+    im = None
+    for j, (x, lvl) in enumerate(zip(nz, levels, strict=True)):
+        res = x.astype(np.float64) - c8
+        axes[0, j].imshow(x, interpolation="nearest")
+        axes[0, j].set_title(f"σ = {lvl:g} (measured {res.std():.1f})", fontsize=8)
+        im = axes[1, j].imshow(res[..., 1], cmap="RdBu_r", vmin=-residual_range, vmax=residual_range,
+                               interpolation="nearest")
+        _blank(axes[0, j])
+        _blank(axes[1, j])
+    axes[0, 0].set_ylabel("noisy", fontsize=8)
+    axes[1, 0].set_ylabel("noisy − clean\n(green channel)", fontsize=8)
+    cb = fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.9)
+    cb.set_label("0..255 units", fontsize=7)
+    cb.ax.tick_params(labelsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Paper vs ours
+# --------------------------------------------------------------------------------------------------------------------
+
+
+_CAT_COLUMNS = ("dataset", "scale", "setting")
+_METRIC_TITLES = {"psnr": "PSNR (dB, Y) ↑", "ssim": "SSIM (Y) ↑", "lpips": "LPIPS ↓", "niqe": "NIQE ↓"}
+
+
+def _fmt_cat(column: str, value) -> str:
+    return f"×{value}" if column == "scale" else str(value)
+
+
+def _fmt_delta(metric: str, v: float) -> str:
+    m = metric.lower()
+    if "psnr" in m:
+        return f"{v:+.2f}"
+    if "ssim" in m:
+        return f"{v:+.4f}"
+    return f"{v:+.3g}"
+
+
+def plot_paper_vs_ours(table, metrics: Sequence[str] | None = None, title: str | None = None,
+                       panel_size: float = 4.5) -> Figure:
+    """Our results beside the papers' values: one panel per metric, stacked.
+
+    Args:
+        table: tidy ``pandas.DataFrame`` with the columns of :data:`PAPER_TABLE_COLUMNS` (method, dataset, scale,
+            setting, metric, ours_mean, ours_std, n_seeds, paper, delta = ours_mean - paper). ``paper`` may be NaN
+            (no published value: no marker, no delta) and ``ours_std`` may be NaN (one seed: no error bar). Rows that
+            repeat a cell with another source (two papers publishing the same number) are drawn once per distinct
+            paper value.
+        metrics: metrics to plot, in order (default: those in the table, in order of appearance).
+        title: figure title.
+        panel_size: minimum panel width in inches; it grows with the number of x categories (up to 16 inches).
+
+    Returns:
+        Figure with one axes per metric (top to bottom): x = (dataset, scale, setting) categories (tick labels name
+        what varies, the axis label what is the same everywhere), a coloured point with error bar (mean ± std over
+        seeds) per method, a black bar (``gid="paper"``) at each paper value, and the delta (or "no paper") above
+        each point, with the seed count when it is not the same everywhere (else it is in the legend).
+    """
+    missing = [c for c in PAPER_TABLE_COLUMNS if c not in getattr(table, "columns", ())]
+    if missing:
+        raise ValueError(f"plot_paper_vs_ours: the table lacks the columns {missing} "
+                         f"(needs {list(PAPER_TABLE_COLUMNS)})")
+    if len(table) == 0:
+        raise ValueError("plot_paper_vs_ours: the table is empty")
+    all_metrics = list(dict.fromkeys(table["metric"].tolist()))
+    metrics = all_metrics if metrics is None else list(metrics)
+    unknown = [m for m in metrics if m not in all_metrics]
+    if unknown:
+        raise ValueError(f"plot_paper_vs_ours: metrics {unknown} not in the table (has {all_metrics})")
+    methods = list(dict.fromkeys(table["method"].tolist()))
+    colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    seed_counts = {int(n) for n in table["n_seeds"] if np.isfinite(float(n))}
+    one_count = len(seed_counts) == 1 and len(table["n_seeds"].dropna()) == len(table)
+    n_cat = max(len(table[table["metric"] == m][list(_CAT_COLUMNS)].drop_duplicates()) for m in metrics)
+    width = min(max(panel_size, 0.55 * n_cat + 1.6), 16.0)
+    crowded = n_cat * 0.9 > width
+    n_legend = 1 if width >= 8 else len(methods) + 1
+    fig = SRFigure(figsize=(width, 2.5 * len(metrics) + 0.2 + 0.15 * n_legend + (0.3 if title else 0)),
+                   layout="constrained")
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    offsets = {m: (i - (len(methods) - 1) / 2) * 0.18 for i, m in enumerate(methods)}
+    # tick labels name only what varies between categories; what is the same everywhere goes in the axis label
+    varying = [c for c in _CAT_COLUMNS if table[c].nunique(dropna=False) > 1]
+    xlabel = ", ".join(_fmt_cat(c, table[c].iloc[0]) for c in _CAT_COLUMNS if c not in varying)
+    for ax, metric in zip(axes, metrics, strict=True):
+        sub = table[table["metric"] == metric]
+        cats = list(dict.fromkeys(zip(sub["dataset"], sub["scale"], sub["setting"], strict=True)))
+        pos = {c: i for i, c in enumerate(cats)}
+        for (method, *cat), rows in sub.groupby(["method", *_CAT_COLUMNS], sort=False, dropna=False):
+            first = rows.iloc[0]
+            x = pos[tuple(cat)] + offsets[method]
+            mean, std = float(first["ours_mean"]), float(first["ours_std"])
+            ax.errorbar([x], [mean], yerr=[std] if np.isfinite(std) else None, fmt="o", color=colours[method],
+                        markersize=4.5, capsize=3, lw=1.2)
+            papers = rows[np.isfinite(rows["paper"].astype(float))].drop_duplicates("paper")
+            for paper in papers["paper"].astype(float):
+                ax.plot([x], [paper], marker="_", color="black", markersize=12, markeredgewidth=2, gid="paper")
+            deltas = [_fmt_delta(metric, float(d)) for d in papers["delta"]]
+            label = "/".join(deltas) if deltas else "no paper"
+            if not one_count and np.isfinite(float(first["n_seeds"])):
+                label += f" (n={int(first['n_seeds'])})"
+            ax.annotate(label, (x, mean), xytext=(0, 6), textcoords="offset points", fontsize=6, ha="center",
+                        va="bottom", rotation=90 if crowded else 0)
+        for i in range(1, len(cats)):  # separate datasets and scales
+            if cats[i][:2] != cats[i - 1][:2]:
+                ax.axvline(i - 0.5, color="0.8", lw=0.8)
+        ticks = ["\n".join(_fmt_cat(c, v) for c, v in zip(_CAT_COLUMNS, cat, strict=True) if c in varying) or "all"
+                 for cat in cats]
+        ax.set_xticks(range(len(cats)), ticks, fontsize=7 if not crowded else 6)
+        ax.set_xlim(-0.6, len(cats) - 0.4)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.margins(y=0.3 if crowded else 0.2)
+        ax.set_title(_METRIC_TITLES.get(str(metric).lower(), str(metric)), fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    n = seed_counts.pop() if one_count else 0
+    seeds = f", {n} seed{'s' if n != 1 else ''}" if one_count else ""
+    handles = [Line2D([], [], color=colours[m], marker="o", ls="", label=f"{m} (ours: mean ± std{seeds})")
+               for m in methods]
+    handles.append(Line2D([], [], color="black", marker="_", markersize=12, markeredgewidth=2, ls="",
+                          label="paper (Δ = ours − paper, written above each point)"))
+    ncols = min(len(handles), 3) if width >= 8 else 1
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = SAVE_DPI) -> Path:
+    """Write ``fig`` as a PNG, reproducibly and atomically.
+
+    The PNG carries no ``Software`` (matplotlib version) entry, so the same figure gives the same bytes on every run
+    with the same library versions. The image goes to a temporary file in the target folder, then replaces ``path``
+    in one step (``os.replace``): a failure never leaves a half-written file or destroys the previous one.
+
+    Args:
+        fig: the figure.
+        path: target ``.png`` path; parent folders are created.
+        dpi: resolution (100: a figure of 6 inches is 600 pixels wide).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"save_figure writes PNG files; got {path}")
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None})
+    return path
