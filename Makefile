@@ -30,7 +30,7 @@ lint: setup
 
 # pytest exit code 5 means nothing was collected: report it and fail rather than pass an empty run.
 test: setup lint
-	SRLIB_PROFILE=smoke MPLBACKEND=Agg TQDM_MININTERVAL=30 $(PY) -m pytest tests \
+	SRLIB_PROFILE=smoke SRLIB_INTERACTIVE=0 MPLBACKEND=Agg TQDM_MININTERVAL=30 $(PY) -m pytest tests \
 	  --nbval-lax --nbval-current-env notebooks -v -rs --durations=15 \
 	  || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)" >&2; fi; exit $$rc; }
 

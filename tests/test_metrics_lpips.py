@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shared_paths import WEIGHTS
 
 import srlib.metrics.lpips as lp
 from srlib.metrics import LPIPS, LPIPSWeightsNotFound, find_lpips_backbone, lpips_backbone_source
@@ -23,15 +24,6 @@ from srlib.metrics import LPIPS, LPIPSWeightsNotFound, find_lpips_backbone, lpip
 ALEX_P0, ALEX_P1 = 0.7219, 0.1376
 
 
-def _weights_dir() -> Path | None:
-    env = os.environ.get("SRLIB_WEIGHTS")
-    if env:
-        return Path(env)
-    p = Path(__file__).resolve().parents[2] / "shared" / "weights"
-    return p if p.is_dir() else None
-
-
-WEIGHTS = _weights_dir()
 ALEX_PTH = WEIGHTS / "lpips_backbone_alexnet_features.pth" if WEIGHTS else None
 needs_weights = pytest.mark.skipif(
     ALEX_PTH is None or not ALEX_PTH.is_file() or not (WEIGHTS / "lpips_check").is_dir(),

@@ -7,13 +7,11 @@ blob ids differ), but we reproduce the MATLAB value to 3e-6, which also shows th
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 from scipy.special import gamma
+from shared_paths import DATA, WEIGHTS
 
 from srlib.imgutil import rgb2y
 from srlib.metrics import NIQEParamsNotFound, niqe
@@ -22,23 +20,6 @@ from srlib.metrics.niqe import _aggd_fit
 MATLAB_BABOON = 5.72957338
 
 
-def _weights_dir() -> Path | None:
-    env = os.environ.get("SRLIB_WEIGHTS")
-    if env:
-        return Path(env)
-    p = Path(__file__).resolve().parents[2] / "shared" / "weights"
-    return p if p.is_dir() else None
-
-
-def _data_dir() -> Path | None:
-    env = os.environ.get("SRLIB_DATA")
-    if env:
-        return Path(env)
-    p = Path(__file__).resolve().parents[2] / "shared" / "data"
-    return p if p.is_dir() else None
-
-
-WEIGHTS, DATA = _weights_dir(), _data_dir()
 PARAMS = WEIGHTS / "niqe_pris_params.npz" if WEIGHTS else None
 BABOON = DATA / "Set14" / "HR" / "baboon.png" if DATA else None
 needs_params = pytest.mark.skipif(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_paths import DATA
 from skimage.metrics import structural_similarity
 
 from srlib.imgutil import modcrop, rgb2y
@@ -15,14 +14,6 @@ from srlib.metrics import psnr_rgb, psnr_y, ssim_map, ssim_y
 
 Y_GAIN = (65.481 + 128.553 + 24.966) / 255.0  # = 219 / 255: Y change per unit change of all three channels
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-
-def _data_dir() -> Path | None:
-    env = os.environ.get("SRLIB_DATA")
-    if env:
-        return Path(env)
-    p = Path(__file__).resolve().parents[2] / "shared" / "data"
-    return p if p.is_dir() else None
 
 
 def _skimage_ssim(a: np.ndarray, b: np.ndarray, full: bool = False):
@@ -124,7 +115,7 @@ def test_float_input_on_255_scale(pair):
 
 def test_bicubic_set5_x4_matches_published():
     """Bicubic Set5 x4: published 28.42 dB / 0.8104 (e.g. EDSR / RCAN tables; MATLAB evaluation)."""
-    data = _data_dir()
+    data = DATA
     if data is None or not (data / "Set5" / "LR_bicubic" / "X4").is_dir():
         pytest.skip("Set5 HR + LR_bicubic/X4 not found (set SRLIB_DATA or provide ../shared/data)")
     try:
