@@ -1,0 +1,102 @@
+"""The shared trainer: resume ends bit-identical to an uninterrupted run; divergence names the loss term."""
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srlib.degradation import DegradationSpace
+from srlib.train import TrainConfig, TrainingDiverged, build_model, train
+
+
+class Tiny(nn.Module):
+    def __init__(self, scale=2):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3 * scale**2, 3, padding=1))
+        self.up = nn.PixelShuffle(scale)
+
+    def forward(self, x):
+        return self.up(self.body(x))
+
+
+def l1_and_random(model, batch):
+    """L1 plus a term that consumes the run's generator, as CRL-SR's location sampling does."""
+    sr = model(batch.lr)
+    idx = torch.randint(0, sr.numel(), (16,), generator=batch.generator)
+    return {"l1": F.l1_loss(sr, batch.hr), "aux": 0.1 * sr.flatten()[idx].abs().mean()}
+
+
+@pytest.fixture
+def images():
+    g = torch.Generator().manual_seed(0)
+    return [torch.randint(0, 256, (3, 40, 48), generator=g, dtype=torch.uint8) for _ in range(3)]
+
+
+CFG = TrainConfig(scale=2, iterations=8, batch_size=4, lr_patch=8, lr=1e-3, lr_halve_every=3, checkpoint_every=3,
+                  degradations=DegradationSpace(2, kernel="iso", noise_range=(0, 25)), seed=5)
+
+
+def _run(images, run_dir, **kw):
+    model = build_model(Tiny, CFG.seed)
+    return train(model, l1_and_random, images, CFG, run_dir, progress=False, **kw)
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(images, tmp_path):
+    full = _run(images, tmp_path / "full")
+    part = _run(images, tmp_path / "split", max_steps=5)  # stops at 5: checkpoint at 5 (mid-interval)
+    assert part.steps_run == 5
+    resumed = _run(images, tmp_path / "split")
+    assert resumed.steps_run == 3
+    for (name, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    cols = ["step", "l1", "aux", "total", "lr"]
+    pd.testing.assert_frame_equal(pd.read_csv(full.losses_csv)[cols], pd.read_csv(resumed.losses_csv)[cols])
+    # the learning rate was halved at steps 3 and 6, and the log has one row per step
+    log = pd.read_csv(full.losses_csv)
+    assert log.step.tolist() == list(range(1, 9))
+    assert log.lr.tolist() == [1e-3] * 3 + [5e-4] * 3 + [2.5e-4] * 2
+
+
+def test_finished_run_is_loaded_not_retrained(images, tmp_path):
+    first = _run(images, tmp_path)
+    again = _run(images, tmp_path)
+    assert again.steps_run == 0
+    assert all(torch.equal(a, b) for a, b in zip(first.model.parameters(), again.model.parameters(), strict=True))
+
+
+def test_same_seed_same_weights_other_seed_differs(images, tmp_path):
+    a = _run(images, tmp_path / "a").model
+    b = _run(images, tmp_path / "b").model
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    other = train(build_model(Tiny, 6), l1_and_random, images, TrainConfig(**{**CFG.__dict__, "seed": 6}),
+                  tmp_path / "c", progress=False).model
+    assert not torch.equal(next(a.parameters()), next(other.parameters()))
+
+
+def test_resume_with_another_config_is_refused(images, tmp_path):
+    _run(images, tmp_path, max_steps=2)
+    other = TrainConfig(**{**CFG.__dict__, "lr": 5e-4})
+    with pytest.raises(ValueError, match="another configuration"):
+        train(build_model(Tiny, 5), l1_and_random, images, other, tmp_path, progress=False)
+
+
+def test_nan_stops_the_run_naming_the_term(images, tmp_path):
+    calls = []
+
+    def exploding(model, batch):
+        calls.append(1)
+        terms = l1_and_random(model, batch)
+        terms["contrastive"] = torch.tensor(float("nan") if len(calls) == 5 else 0.0)
+        return terms
+
+    with pytest.raises(TrainingDiverged, match="'contrastive' became nan at step 5; .* holds step 3"):
+        train(build_model(Tiny, 5), exploding, images, CFG, tmp_path, progress=False)
+    assert (tmp_path / "checkpoint.pt").exists()
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="iterations must be a positive integer"):
+        TrainConfig(scale=2, iterations=0, batch_size=4, lr_patch=8)
+    with pytest.raises(ValueError, match="degradations are for scale 4"):
+        TrainConfig(scale=2, iterations=1, batch_size=1, lr_patch=8, degradations=DegradationSpace(4))
