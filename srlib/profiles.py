@@ -20,6 +20,39 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
+class CRLSizes:
+    """CRL-SR and its RCAN baseline in one profile (paper sizes in the ``paper`` profile).
+
+    Attributes:
+        scales: scales a model is trained for (table cells of other scales keep the paper value only).
+        n_feats, n_blocks: width and residual blocks of the encoders E_l / E_h (paper: 64, 15).
+        n_detail_blocks: residual blocks of the detail generator G; n_blocks_f: of the CFR feature net E_F.
+        proj_dim: S, the projection dimension (paper: 256); m_locations: M, locations per image in the losses.
+        iterations, batch_size, lr_patch: training length, patches per step, LR patch size (paper: 32 x 48x48).
+        lr: Adam learning rate (paper: 1e-4, halved every 200 epochs; here halved every third of the run).
+        lambda_cde, lambda_c, lambda_hr: loss weights of CDE, the conditional/InfoNCE term and L_HR (paper: lost).
+        rcan_groups, rcan_blocks: size of the non-blind RCAN baseline (paper: 10 x 20).
+    """
+
+    scales: tuple[int, ...]
+    n_feats: int
+    n_blocks: int
+    n_detail_blocks: int
+    n_blocks_f: int
+    proj_dim: int
+    m_locations: int
+    iterations: int
+    batch_size: int
+    lr_patch: int
+    lr: float = 1e-4
+    lambda_cde: float = 0.01
+    lambda_c: float = 0.01
+    lambda_hr: float = 1.0
+    rcan_groups: int = 2
+    rcan_blocks: int = 4
+
+
+@dataclass(frozen=True)
 class Profile:
     """Sizes of one run.
 
@@ -31,6 +64,9 @@ class Profile:
         max_images: images per test set (the first ones in sorted order); ``None`` = all.
         seeds: training/evaluation seeds; every table cell reports mean and spread over them.
         cell_timeout: papermill's per-cell timeout in seconds.
+        train_sets: training HR sets read from the data root (T91 + BSD200 = the classic "291" set); the embedded
+            training set stands in when none is present.
+        crl: sizes of CRL-SR (notebooks 01, 02, 05).
     """
 
     name: str
@@ -39,16 +75,36 @@ class Profile:
     max_images: int | None
     seeds: tuple[int, ...]
     cell_timeout: int
+    train_sets: tuple[str, ...]
+    crl: CRLSizes
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+_TRAIN_291 = ("T91", "BSD200")
+_STANDARD = ("Set5", "Set14", "B100")
+
 PROFILES = {
-    "smoke": Profile("smoke", ("Set5",), (4,), 2, (0,), 300),
-    "small": Profile("small", ("Set5", "Set14", "B100"), (2, 3, 4), None, (0,), 1800),
-    "medium": Profile("medium", ("Set5", "Set14", "B100"), (2, 3, 4), None, (0, 1, 2), 4 * 3600),
-    "paper": Profile("paper", ("Set5", "Set14", "B100", "Urban100", "Manga109"), (2, 3, 4), None, (0, 1, 2), 48 * 3600),
+    "smoke": Profile(
+        "smoke", ("Set5",), (4,), 2, (0,), 300, ("embedded-train",),
+        CRLSizes((4,), 16, 2, 1, 1, 32, 32, iterations=12, batch_size=4, lr_patch=16, lr=4e-4,
+                 rcan_groups=1, rcan_blocks=1),
+    ),
+    "small": Profile(
+        "small", _STANDARD, (2, 3, 4), None, (0,), 1800, _TRAIN_291,
+        CRLSizes((4,), 32, 4, 2, 2, 64, 128, iterations=300, batch_size=8, lr_patch=24, lr=4e-4),
+    ),
+    "medium": Profile(
+        "medium", _STANDARD, (2, 3, 4), None, (0, 1, 2), 4 * 3600, _TRAIN_291,
+        CRLSizes((4,), 32, 6, 2, 2, 128, 256, iterations=1500, batch_size=16, lr_patch=32, lr=4e-4,
+                 rcan_groups=3, rcan_blocks=6),
+    ),
+    "paper": Profile(
+        "paper", (*_STANDARD, "Urban100", "Manga109"), (2, 3, 4), None, (0, 1, 2), 48 * 3600, ("DF2K",),
+        CRLSizes((2, 3, 4), 64, 15, 4, 4, 256, 256, iterations=300_000, batch_size=32, lr_patch=48,
+                 rcan_groups=10, rcan_blocks=20),
+    ),
 }
 
 DEFAULT_PROFILE = "small"
@@ -90,6 +146,21 @@ def results_dir(profile: str | Profile | None = None, override: str | os.PathLik
     for sub in ("tables", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     return out
+
+
+def runs_dir(profile: str | Profile | None = None, override: str | os.PathLike | None = None) -> Path:
+    """Training runs (checkpoints, loss logs), shared by all notebooks of a profile and reused when the configuration
+    and code are unchanged: ``override`` > ``$SRLIB_RUNS/<profile>`` > ``<checkout>/.runs/<profile>`` >
+    ``~/.cache/srlib/runs/<profile>``."""
+    prof = resolve(profile)
+    if override is None and os.environ.get("SRLIB_RUNS"):
+        override = Path(os.environ["SRLIB_RUNS"]) / prof.name
+    if override is None:
+        root = repo_root()
+        override = (root / ".runs" if root else Path.home() / ".cache" / "srlib" / "runs") / prof.name
+    path = Path(override)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:

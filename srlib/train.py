@@ -12,7 +12,8 @@
   a tqdm bar. A NaN or Inf loss term stops the run with a message naming the term; the last checkpoint is kept.
 
 A method supplies ``loss_fn(model, batch) -> {name: weighted scalar term}``; the trainer sums the terms,
-back-propagates and steps Adam. Images in a :class:`Batch` are in [0, 1].
+back-propagates and steps Adam. Terms whose name starts with ``_`` are diagnostics: logged, never optimised.
+Images in a :class:`Batch` are in [0, 1].
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ def train(
 
     Args:
         model: built with :func:`build_model` from ``cfg.seed``; moved to ``device``.
-        loss_fn: ``loss_fn(model, batch) -> {term: scalar}``; the terms are summed (weights applied inside).
+        loss_fn: ``loss_fn(model, batch) -> {term: scalar}``; the terms are summed (weights applied inside), except
+            diagnostics named ``_...``, which are only logged.
         images: training HR images, (3, H, W) uint8 or float 0..255 tensors (at least ``lr_patch * scale`` pixels).
         cfg: the run's configuration; a checkpoint made with another configuration is an error.
         run_dir: folder for ``checkpoint.pt``, ``losses.csv`` and ``config.json``.
@@ -208,7 +210,7 @@ def train(
                 if not torch.isfinite(value):
                     raise TrainingDiverged(f"loss term {name!r} became {value.item()} at step {step + 1}; the last "
                                            f"checkpoint ({ckpt_path}) holds step {last_checkpoint}")
-            total = sum(terms.values())
+            total = sum(v for k, v in terms.items() if not k.startswith("_"))
             opt.zero_grad(set_to_none=True)
             total.backward()
             if cfg.grad_clip:
