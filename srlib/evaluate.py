@@ -12,7 +12,7 @@ on the same scale (a trained network wrapped accordingly, or :func:`bicubic_upsc
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -87,6 +87,45 @@ def evaluate(
     return per_image.assign(**meta)[[*meta, *per_image.columns]]
 
 
+def measure(
+    methods: Mapping[str, Mapping[int, Upscaler]],
+    image_sets: Sequence[sdata.ImageSet],
+    degradations: Sequence[Degradation],
+    noise_seed: int = 0,
+    cache: str | os.PathLike | None = None,
+    desc: str = "evaluate",
+) -> pd.DataFrame:
+    """Mean PSNR/SSIM (Y) of every method x training seed on every set x degradation.
+
+    The test LR of a (set, degradation) is the same for all methods and seeds (generated once with ``noise_seed``
+    and cached), so seeds measure the spread of *training*, not of test noise.
+
+    Args:
+        methods: method name -> {training seed -> upscaler}; a deterministic method (bicubic) has one entry.
+        image_sets: test sets; degradations: test settings (each knows its scale).
+
+    Returns:
+        Tidy frame ``method, dataset, scale, setting, metric, seed, value`` (metric ``psnr`` / ``ssim``), ready for
+        :func:`srlib.tables.summarize`.
+    """
+    jobs = [(s, d, m, seed) for s in image_sets for d in degradations for m in methods for seed in methods[m]]
+    rows = []
+    for image_set, deg, method, seed in tqdm(jobs, desc=desc, unit="run"):
+        per_image = evaluate(methods[method][seed], image_set, deg, noise_seed, cache)
+        for metric, column in (("psnr", "psnr_y"), ("ssim", "ssim_y")):
+            rows.append({"method": method, "dataset": image_set.name, "scale": deg.scale, "setting": deg.setting,
+                         "metric": metric, "seed": seed, "value": float(per_image[column].mean())})
+    return pd.DataFrame(rows)
+
+
+def paper_table(measurements: pd.DataFrame, paper: str, table: str, metrics=("psnr",)) -> pd.DataFrame:
+    """Our measurements of one paper table beside the paper's values; cells the paper reports but we did not
+    measure (methods not implemented, scales not trained, absent data sets) keep the paper value with ours empty."""
+    ours = tables.summarize(measurements[measurements.metric.isin(metrics)])
+    reference = load_reference(paper, table)
+    return tables.compare_with_paper(ours, reference[reference.metric.isin(metrics)], keep_paper_only=True)
+
+
 def bicubic_baseline(profile: Profile, data_root: str | os.PathLike | None = None, cache=None) -> pd.DataFrame:
     """Protocol check: bicubic PSNR/SSIM (Y) per test set, scale and DASR isotropic width, beside the papers.
 
@@ -95,15 +134,11 @@ def bicubic_baseline(profile: Profile, data_root: str | os.PathLike | None = Non
     Returns:
         Table with :data:`srlib.tables.TABLE_COLUMNS`, method ``Bicubic``, metrics ``psnr`` and ``ssim``.
     """
-    sets = test_sets(profile, data_root)
-    jobs = [(s, d) for s in sets for scale in profile.eval_scales for d in preset("dasr-iso", scale)]
-    rows = []
-    for image_set, deg in tqdm(jobs, desc="bicubic baseline", unit="setting"):
-        per_image = evaluate(bicubic_upscaler(deg.scale), image_set, deg, profile.seeds[0], cache)
-        for metric, column in (("psnr", "psnr_y"), ("ssim", "ssim_y")):
-            rows.append(
-                {"method": "Bicubic", "dataset": image_set.name, "scale": deg.scale, "setting": deg.setting,
-                 "metric": metric, "seed": profile.seeds[0], "value": per_image[column].mean()}
-            )
+    sets, seed = test_sets(profile, data_root), profile.seeds[0]
+    measured = pd.concat(
+        [measure({"Bicubic": {seed: bicubic_upscaler(scale)}}, sets, preset("dasr-iso", scale), seed, cache,
+                 desc=f"bicubic x{scale}") for scale in profile.eval_scales],
+        ignore_index=True,
+    )
     reference = load_reference()
-    return tables.compare_with_paper(tables.summarize(pd.DataFrame(rows)), reference[reference.method == "Bicubic"])
+    return tables.compare_with_paper(tables.summarize(measured), reference[reference.method == "Bicubic"])
