@@ -157,6 +157,14 @@ def _check_images(x: torch.Tensor) -> None:
         raise DegradationError(f"expected a float tensor of shape (B, C, H, W) on the 0..255 scale, got {shape}")
 
 
+def _check_fits(h: int, w: int, k: int) -> int:
+    """Reflect padding needs the image to exceed the kernel radius; returns the radius."""
+    r = k // 2
+    if h <= r or w <= r:
+        raise DegradationError(f"image of {h}x{w} pixels is too small for a {k}x{k} kernel (needs > {r} per side)")
+    return r
+
+
 def blur(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Blur each image with its own kernel, reflect padding, output the same size.
 
@@ -171,9 +179,7 @@ def blur(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     b, c, h, w = x.shape
     k = kernels.shape[-1]
     _check_kernel_size(k)
-    r = k // 2
-    if h <= r or w <= r:
-        raise DegradationError(f"image of {h}x{w} pixels is too small for a {k}x{k} kernel (needs > {r} per side)")
+    r = _check_fits(h, w, k)
     kernels = kernels.to(x.device, x.dtype)
     if kernels.ndim == 2:
         weight = kernels.expand(c, 1, k, k)
@@ -328,9 +334,7 @@ def gaussian_blur_separable(x: torch.Tensor, sigma: float, size: int = KERNEL_SI
     _check_images(x)
     _check_kernel_size(size)
     b, c, h, w = x.shape
-    r = size // 2
-    if h <= r or w <= r:
-        raise DegradationError(f"image of {h}x{w} pixels is too small for a {size}x{size} kernel (needs > {r} per side)")
+    r = _check_fits(h, w, size)
     s = _as_batch(sigma, "kernel width sigma")[0]
     ax = torch.arange(size, dtype=torch.float64) - r
     k = torch.exp(-(ax**2) / (2 * s**2))

@@ -118,9 +118,11 @@ def measure(
     return pd.DataFrame(rows)
 
 
-def paper_table(measurements: pd.DataFrame, paper: str, table: str, metrics=("psnr",)) -> pd.DataFrame:
+def paper_table(measurements: pd.DataFrame | None, paper: str, table: str, metrics=("psnr",)) -> pd.DataFrame:
     """Our measurements of one paper table beside the paper's values; cells the paper reports but we did not
     measure (methods not implemented, scales not trained, absent data sets) keep the paper value with ours empty."""
+    if measurements is None or measurements.empty:
+        measurements = pd.DataFrame(columns=[*tables.KEYS, "seed", "value"])
     ours = tables.summarize(measurements[measurements.metric.isin(metrics)])
     reference = load_reference(paper, table)
     return tables.compare_with_paper(ours, reference[reference.metric.isin(metrics)], keep_paper_only=True)

@@ -64,6 +64,8 @@ class Profile:
         max_images: images per test set (the first ones in sorted order); ``None`` = all.
         seeds: training/evaluation seeds; every table cell reports mean and spread over them.
         cell_timeout: papermill's per-cell timeout in seconds.
+        max_settings: test settings evaluated per table (evenly spaced over the table's settings, first and last
+            included); None = all. Keeps the smoke profile within its budget.
         train_sets: training HR sets read from the data root (T91 + BSD200 = the classic "291" set); the embedded
             training set stands in when none is present.
         crl: sizes of CRL-SR (notebooks 01, 02, 05).
@@ -75,6 +77,7 @@ class Profile:
     max_images: int | None
     seeds: tuple[int, ...]
     cell_timeout: int
+    max_settings: int | None
     train_sets: tuple[str, ...]
     crl: CRLSizes
 
@@ -87,21 +90,21 @@ _STANDARD = ("Set5", "Set14", "B100")
 
 PROFILES = {
     "smoke": Profile(
-        "smoke", ("Set5",), (4,), 2, (0,), 300, ("embedded-train",),
+        "smoke", ("Set5",), (4,), 2, (0,), 300, 2, ("embedded-train",),
         CRLSizes((4,), 16, 2, 1, 1, 32, 32, iterations=12, batch_size=4, lr_patch=16, lr=4e-4,
                  rcan_groups=1, rcan_blocks=1),
     ),
     "small": Profile(
-        "small", _STANDARD, (2, 3, 4), None, (0,), 1800, _TRAIN_291,
+        "small", _STANDARD, (2, 3, 4), None, (0,), 1800, None, _TRAIN_291,
         CRLSizes((4,), 32, 4, 2, 2, 64, 128, iterations=300, batch_size=8, lr_patch=24, lr=4e-4),
     ),
     "medium": Profile(
-        "medium", _STANDARD, (2, 3, 4), None, (0, 1, 2), 4 * 3600, _TRAIN_291,
+        "medium", _STANDARD, (2, 3, 4), None, (0, 1, 2), 4 * 3600, None, _TRAIN_291,
         CRLSizes((4,), 32, 6, 2, 2, 128, 256, iterations=1500, batch_size=16, lr_patch=32, lr=4e-4,
                  rcan_groups=3, rcan_blocks=6),
     ),
     "paper": Profile(
-        "paper", (*_STANDARD, "Urban100", "Manga109"), (2, 3, 4), None, (0, 1, 2), 48 * 3600, ("DF2K",),
+        "paper", (*_STANDARD, "Urban100", "Manga109"), (2, 3, 4), None, (0, 1, 2), 48 * 3600, None, ("DF2K",),
         CRLSizes((2, 3, 4), 64, 15, 4, 4, 256, 256, iterations=300_000, batch_size=32, lr_patch=48,
                  rcan_groups=10, rcan_blocks=20),
     ),
@@ -118,6 +121,15 @@ def resolve(profile: str | Profile | None = None) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")
     return PROFILES[name]
+
+
+def subsample(items: list, n: int | None) -> list:
+    """``n`` evenly spaced items (first and last included); all of them when ``n`` is None or >= len(items)."""
+    if n is None or n >= len(items):
+        return list(items)
+    if n == 1:
+        return [items[0]]
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
 
 
 def repo_root(start: Path | None = None) -> Path | None:
