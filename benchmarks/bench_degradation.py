@@ -10,29 +10,13 @@
 
 import argparse
 import os
-import time
 
 import torch
+from common import best_time, matmul_peak
 
 from srlib import data
 from srlib.degradation import Degradation, DegradationSpace, apply_batch
 from srlib.imgutil import img2tensor, modcrop
-
-
-def _best(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def matmul_peak(n=2048, repeats=5) -> float:
-    """Achieved float32 GFLOP/s of an n x n matmul: the practical compute peak of this machine."""
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    return 2 * n**3 / _best(lambda: a @ b, repeats) / 1e9
 
 
 def main():
@@ -43,12 +27,12 @@ def main():
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
     peak = matmul_peak()
-    print(f"measured matmul peak (float32, 2048^3): {peak:.1f} GFLOP/s")
+    print(f"measured matmul peak (float32): {peak:.1f} GFLOP/s")
 
     g = torch.Generator().manual_seed(0)
     hr = torch.rand(args.batch, 3, args.patch, args.patch, generator=g) * 255
     degs = DegradationSpace(4, kernel="iso", noise_range=(0, 25)).sample_batch(args.batch, g)
-    t = _best(lambda: apply_batch(hr, degs, torch.Generator().manual_seed(1)), args.repeats)
+    t = best_time(lambda: apply_batch(hr, degs, torch.Generator().manual_seed(1)), args.repeats)
     blur_flops = 2 * args.batch * 3 * args.patch**2 * 21 * 21
     print(f"training batch {args.batch}x3x{args.patch}x{args.patch}, blur+bicubic x4+noise: "
           f"{t * 1e3:.1f} ms, {args.batch / t:.1f} images/s, "
@@ -58,7 +42,7 @@ def main():
     image_set = data.open_set("Set14", root) if data.available_sets(["Set14"], root) else data.embedded_set("test")
     hrs = [img2tensor(modcrop(r.image, 4))[None] for r in image_set]
     pixels = sum(h.shape[-1] * h.shape[-2] for h in hrs)
-    t = _best(lambda: [Degradation(4).apply(h) for h in hrs], args.repeats)
+    t = best_time(lambda: [Degradation(4).apply(h) for h in hrs], args.repeats)
     print(f"MATLAB-exact bicubic x4 on {image_set.name} ({len(hrs)} images, {pixels / 1e6:.2f} MP): "
           f"{t:.3f} s, {pixels / 1e6 / t:.1f} MP/s")
 
