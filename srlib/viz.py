@@ -659,3 +659,289 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = SAVE_DPI) -> Pa
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None})
     return path
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Training curves and embeddings (notebook 01: CRL-SR's contrastive decoupling encoding)
+# --------------------------------------------------------------------------------------------------------------------
+
+__all__ += ["CURVE_LABELS", "plot_embedding_2d", "plot_similarity_matrix", "plot_training_curves"]
+
+#: Readable names of the loss-log columns of :func:`srlib.train.load_losses` used by :func:`plot_training_curves`.
+CURVE_LABELS = {
+    "l1": "L1(SR, HR)",
+    "cde": "λ_cde · L_bi (CDE)",
+    "cfr": "λ_c · L_cfr (CFR)",
+    "hr": "λ_hr · L_HR",
+    "total": "total loss",
+    "_sim_match": "cos, same location",
+    "_sim_other": "cos, other locations",
+}
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average over ``window`` steps (shorter at the start)."""
+    c = np.cumsum(np.insert(values.astype(np.float64), 0, 0.0))
+    n = np.arange(1, len(values) + 1)
+    lo = np.maximum(n - window, 0)
+    return (c[n] - c[lo]) / (n - lo)
+
+
+def plot_training_curves(losses_df, columns, title: str | None = None, smooth: int | None = None,
+                         labels: dict[str, str] | None = None, panel_size: float = 3.6, logy: Sequence[str] = ()
+                         ) -> Figure:
+    """Loss-log columns against the training step: a moving average over the raw values drawn faintly.
+
+    Args:
+        losses_df: a loss log (``pandas.DataFrame`` with a ``step`` column, :func:`srlib.train.load_losses`), or
+            ``{run label: DataFrame}`` to draw several runs in each panel (colour = run; line style = column).
+        columns: one panel per item; an item is a column name or a tuple of names drawn in one panel, e.g.
+            ``["l1", "cde", ("_sim_match", "_sim_other")]``. A run without a column is skipped in that panel.
+        title: figure title.
+        smooth: moving-average window in steps (default: 1/20 of the run, at least 1).
+        labels: readable column names (defaults: :data:`CURVE_LABELS`, else the column name).
+        panel_size: width of one panel in inches.
+        logy: columns whose panel gets a logarithmic y axis.
+
+    Returns:
+        Figure with one axes per panel (x = step); each curve is a faint raw line (``alpha`` 0.25) under its
+        moving average (``gid="smoothed"``), and the panel title names the window.
+    """
+    runs = dict(losses_df) if isinstance(losses_df, dict) else {"": losses_df}
+    if not runs:
+        raise ValueError("plot_training_curves: no loss log given")
+    panels = [(c,) if isinstance(c, str) else tuple(c) for c in columns]
+    if not panels:
+        raise ValueError("plot_training_curves: no columns given")
+    known = set().union(*(set(df.columns) for df in runs.values()))
+    missing = sorted({c for p in panels for c in p} - known)
+    if missing:
+        raise ValueError(f"plot_training_curves: columns {missing} are in no loss log (have {sorted(known)})")
+    names = {**CURVE_LABELS, **(labels or {})}
+    fig = SRFigure(figsize=(panel_size * len(panels), 2.9 + (0.3 if title else 0)), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    run_colours = {r: f"C{i % 10}" for i, r in enumerate(runs)}
+    styles = ("-", "--", ":", "-.")
+    for ax, panel in zip(axes, panels, strict=True):
+        windows = set()
+        for r, df in runs.items():
+            for j, col in enumerate(panel):
+                if col not in df.columns:
+                    continue
+                step = df["step"].to_numpy()
+                raw = df[col].to_numpy(dtype=np.float64)
+                win = smooth or max(1, len(raw) // 20)
+                windows.add(win)
+                colour = run_colours[r] if len(runs) > 1 else f"C{j % 10}"
+                ls = styles[j % len(styles)] if len(runs) > 1 else "-"
+                label = ", ".join(x for x in (r, names.get(col, col) if len(panel) > 1 else "") if x)
+                ax.plot(step, raw, color=colour, lw=0.8, alpha=0.25, ls=ls)
+                ax.plot(step, _smooth(raw, win), color=colour, lw=1.6, ls=ls, label=label or None, gid="smoothed")
+        ax.set_title(" vs ".join(names.get(c, c) for c in panel) if len(panel) > 1 else names.get(panel[0], panel[0]),
+                     fontsize=8)
+        smoothed = sorted(x for x in windows if x > 1)
+        ax.set_xlabel(f"step (lines: mean of {'/'.join(map(str, smoothed))} steps; faint: raw)" if smoothed else "step",
+                      fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if any(c in logy for c in panel):
+            ax.set_yscale("log")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def plot_similarity_matrix(mat, labels: Sequence[str], title: str | None = None, groups: Sequence[str] | None = None,
+                           vmin: float | None = None, vmax: float | None = 1.0, cmap: str = "viridis",
+                           annotate: bool = True) -> Figure:
+    """Heatmap(s) of pairwise similarities with the value written in every cell.
+
+    Args:
+        mat: (N, N) array, or ``{panel title: (N, N) array}`` for panels side by side with one colour scale.
+        labels: N row/column labels (e.g. the degradation of each entry).
+        title: figure title.
+        groups: N group labels (e.g. the image of each entry), consecutive entries of a group together. White lines
+            separate the groups, each group is named once above its columns, and the row labels read
+            ``"group / label"``.
+        vmin, vmax: colour limits (default: the smallest value over all panels, and 1).
+        cmap: matplotlib colour map.
+        annotate: write each value (2 decimals) in its cell.
+
+    Returns:
+        Figure with one image axes per panel (the first ``len(mat)`` of ``fig.axes``) and a colour bar.
+    """
+    mats = {k: np.asarray(v, dtype=np.float64) for k, v in mat.items()} if isinstance(mat, dict) else {"": np.asarray(
+        mat, dtype=np.float64)}
+    labels = [str(x) for x in labels]
+    n = len(labels)
+    for k, m in mats.items():
+        if m.shape != (n, n):
+            raise ValueError(f"plot_similarity_matrix: matrix {k!r} has shape {m.shape}, expected ({n}, {n}) for "
+                             f"{n} labels")
+    if groups is not None and len(groups) != n:
+        raise ValueError(f"plot_similarity_matrix: got {len(groups)} groups for {n} labels")
+    groups = None if groups is None else [str(g) for g in groups]
+    row_labels = labels if groups is None else [f"{g} / {x}" for g, x in zip(groups, labels, strict=True)]
+    # block boundaries: start index of every run of equal group labels
+    starts = [0] + [b for b in range(1, n) if groups and groups[b] != groups[b - 1]] if groups else []
+    lo = min(float(m.min()) for m in mats.values()) if vmin is None else vmin
+    hi = max(float(m.max()) for m in mats.values()) if vmax is None else vmax
+    side = max(3.0, 0.3 * n + 1.0)
+    extra = 0.06 * max(len(x) for x in labels) + (0.25 if groups else 0)  # room for the rotated column labels
+    fig = SRFigure(figsize=(side * len(mats) + 0.06 * max(len(x) for x in row_labels) + 0.8,
+                            side + extra + (0.3 if title else 0)), layout="constrained")
+    axes = fig.subplots(1, len(mats), squeeze=False)[0]
+    im = None
+    fs = 7 if n <= 8 else (5.5 if n <= 16 else 4)
+    for i, (ax, (name, m)) in enumerate(zip(axes, mats.items(), strict=True)):
+        im = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        if annotate:
+            mid = (lo + hi) / 2
+            for r in range(n):
+                for c in range(n):
+                    ax.text(c, r, f"{m[r, c]:.2f}", ha="center", va="center", fontsize=fs,
+                            color="black" if m[r, c] > mid else "white")
+        for b in starts[1:]:
+            ax.axhline(b - 0.5, color="white", lw=1.5)
+            ax.axvline(b - 0.5, color="white", lw=1.5)
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=6)
+        ax.set_yticks(range(n), row_labels if i == 0 else [""] * n, fontsize=6)
+        if groups:
+            top = ax.secondary_xaxis("top")
+            ends = [*starts[1:], n]
+            top.set_xticks([(a + b - 1) / 2 for a, b in zip(starts, ends, strict=True)],
+                           [groups[a] for a in starts], fontsize=7)
+            top.tick_params(length=0)
+        if name:
+            ax.set_title(name, fontsize=8, pad=14 if groups else 6)
+    cb = fig.colorbar(im, ax=axes.tolist(), shrink=0.8, aspect=30)
+    cb.set_label("mean cosine", fontsize=7)
+    cb.ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+_MARKERS = ("o", "^", "s", "D", "v", "P", "X", "<", ">", "*")
+
+
+def plot_embedding_2d(coords, colour_by: Sequence[str], marker_by: Sequence[str] | None = None,
+                      title: str | None = None, colour_name: str = "image", marker_name: str = "domain",
+                      explained: Sequence[float] | None = None, centroids: bool = True, size: float | None = None,
+                      alpha: float | None = None, max_legend: int = 16) -> Figure:
+    """Scatter of 2-D embeddings (e.g. :func:`srlib.embeddings.pca_2d` of per-location vectors): colour = one label,
+    marker = another.
+
+    Args:
+        coords: (P, 2) points.
+        colour_by: P labels that pick the colour (e.g. the image).
+        marker_by: P labels that pick the marker (e.g. ``"LR"`` / ``"HR"`` or the degradation); None: one marker.
+        title: figure title.
+        colour_name, marker_name: legend titles.
+        explained: fraction of the variance of each axis, shown in the axis labels (e.g. ``"PC1 (42%)"``).
+        centroids: also draw the mean of every (colour, marker) group of two or more points as a large marker with a
+            black edge.
+        size, alpha: size (points^2) and opacity of the point markers (default: larger and more opaque when there
+            are few points).
+        max_legend: name at most this many colours in the legend (else it says how many there are).
+
+    Returns:
+        Figure with one axes (``fig.axes[0]``) holding one scatter collection per (colour, marker) group in order of
+        first appearance (then the centroid collections), and two legends.
+    """
+    xy = np.asarray(coords, dtype=np.float64)
+    p = len(xy)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"plot_embedding_2d: expected (P, 2) coordinates, got shape {xy.shape}")
+    marker_by = ["" for _ in range(p)] if marker_by is None else [str(x) for x in marker_by]
+    colour_by = [str(x) for x in colour_by]
+    if len(colour_by) != p or len(marker_by) != p:
+        raise ValueError(f"plot_embedding_2d: {p} points but {len(colour_by)} colour and {len(marker_by)} marker "
+                         "labels")
+    colour_keys = list(dict.fromkeys(colour_by))
+    if len(colour_keys) <= 10:
+        colours = {c: f"C{i}" for i, c in enumerate(colour_keys)}
+    else:  # tab20, then an evenly spaced hue circle for more labels
+        from matplotlib import colormaps
+
+        cmap = colormaps["tab20"] if len(colour_keys) <= 20 else colormaps["hsv"]
+        n = 20 if len(colour_keys) <= 20 else len(colour_keys) + 1
+        colours = {c: cmap(i / n if n > 20 else i) for i, c in enumerate(colour_keys)}
+    markers = {m: _MARKERS[i % len(_MARKERS)] for i, m in enumerate(dict.fromkeys(marker_by))}
+    size = (36.0 if p <= 200 else 14.0 if p <= 1000 else 6.0) if size is None else size
+    alpha = (0.8 if p <= 200 else 0.45) if alpha is None else alpha
+    fig = SRFigure(figsize=(6.4, 4.8 + (0.3 if title else 0)), layout="constrained")
+    ax = fig.subplots()
+    cb, mb = np.array(colour_by), np.array(marker_by)
+    groups = list(dict.fromkeys(zip(colour_by, marker_by, strict=True)))
+    for c, m in groups:
+        sel = (cb == c) & (mb == m)
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=size, color=colours[c], marker=markers[m], alpha=alpha, linewidths=0)
+    drawn = 0
+    if centroids:
+        for c, m in groups:
+            sel = (cb == c) & (mb == m)
+            if sel.sum() < 2:  # a group of one point is its own mean
+                continue
+            drawn += 1
+            mean = xy[sel].mean(axis=0)
+            ax.scatter([mean[0]], [mean[1]], s=70, color=colours[c], marker=markers[m], edgecolors="black",
+                       linewidths=0.8, zorder=3)
+    ex = list(explained) if explained is not None else None
+    ax.set_xlabel(f"PC1 ({ex[0]:.0%} of variance)" if ex else "PC1", fontsize=8)
+    ax.set_ylabel(f"PC2 ({ex[1]:.0%} of variance)" if ex else "PC2", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    if len(colours) <= max_legend:
+        h_col = [Line2D([], [], color=colours[c], marker="o", ls="", label=c) for c in colours]
+    else:  # too many to name: say what the colours are
+        h_col = [Line2D([], [], color=colours[c], marker="o", ls="") for c in list(colours)[:3]]
+        h_col[-1].set_label(f"{len(colours)}, one colour each")
+    leg = ax.legend(handles=h_col, title=colour_name, fontsize=7, title_fontsize=7, loc="upper left",
+                    bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if len(markers) > 1 or marker_by[0]:
+        ax.add_artist(leg)
+        h_mk = [Line2D([], [], color="0.3", marker=markers[m], ls="", label=m) for m in markers]
+        if drawn:
+            h_mk.append(Line2D([], [], color="0.6", marker="o", markeredgecolor="black", markersize=8, ls="",
+                               label="mean of a group"))
+        ax.legend(handles=h_mk, title=marker_name, fontsize=7, title_fontsize=7, loc="lower left",
+                  bbox_to_anchor=(1.01, 0.0), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def plot_penalty_map(hr, bicubic, weights, title: str | None = None, panel_size: float = 3.0) -> Figure:
+    """CRL-SR's CFR penalty map beside the detail the LR lost.
+
+    Args:
+        hr: HR image (H, W, 3) uint8 (see :func:`to_uint8`).
+        bicubic: the bicubic upsampling of its LR, same shape.
+        weights: (h, w) penalty weights w_i on the LR grid (mean 1), shown at HR size (nearest neighbour).
+
+    Returns:
+        Figure with three panels: HR, w_i, |HR - bicubic| averaged over channels.
+    """
+    hr, bicubic = to_uint8(hr), to_uint8(bicubic)
+    w = np.asarray(weights, dtype=np.float64)
+    lost = np.abs(hr.astype(np.float64) - bicubic.astype(np.float64)).mean(axis=2)
+    fig = SRFigure(figsize=(3 * panel_size + 1.2, panel_size + 0.6))
+    axes = fig.subplots(1, 3)
+    axes[0].imshow(hr)
+    axes[0].set_title("HR", fontsize=9)
+    im = axes[1].imshow(np.kron(w, np.ones((hr.shape[0] // w.shape[0], hr.shape[1] // w.shape[1]))), cmap="magma")
+    axes[1].set_title(f"penalty w_i (mean 1, max {w.max():.2f})", fontsize=9)
+    fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.02)
+    im = axes[2].imshow(lost, cmap="magma")
+    axes[2].set_title("|HR - bicubic(LR)| (0..255)", fontsize=9)
+    fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

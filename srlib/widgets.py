@@ -249,3 +249,146 @@ def degradation_explorer(hr, scale: int = 4, params: dict | None = None):
     box.refresh = refresh
     refresh()
     return box
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Embedding explorer (notebook 01: CRL-SR's contrastive decoupling encoding)
+# --------------------------------------------------------------------------------------------------------------------
+
+__all__ += ["ALL_DEGRADATIONS", "COLOUR_BY", "LOCATION_CHOICES", "embedding_explorer", "render_embedding"]
+
+#: Option of the explorer's degradation dropdown that embeds every degradation at once.
+ALL_DEGRADATIONS = "all"
+#: What :func:`render_embedding` can colour the points by.
+COLOUR_BY = ("image", "degradation", "location")
+#: Choices of the explorer's "locations" dropdown (locations per feature map; None = all).
+LOCATION_CHOICES = (8, 16, 64, 256, None)
+
+
+def render_embedding(model, images: dict, degradation_names, layer: int | None, degradations: dict,
+                     seed: int = 0, n_locations: int | None = 64, colour_by: str = "image",
+                     title: str | None = None, project: bool | None = None, lr_only: bool = False) -> Figure:
+    """PCA of the per-location embeddings of E_l(upsampled LR) and E_h(HR) (the explorer's view, and its static form).
+
+    Args:
+        model: a :class:`srlib.archs.crl_sr.CRLSR` (with E_h for the HR points; a baseline shows LR points only).
+        images: {name: (H, W, 3) uint8 HR crop}, all of one size (the images to embed).
+        degradation_names: names (keys of ``degradations``) of the degradations to embed; a single name is accepted.
+        layer: encoder layer (:func:`srlib.embeddings.encoder_features`: None = output, 0 = head, k = block k). At
+            the output of a CDE model the vectors are the projected ones (``proj_l`` / ``proj_h``), the space the
+            CDE loss compares in; elsewhere the raw features, L2-normalised per location.
+        degradations: {name: :class:`srlib.degradation.Degradation`} at the model's scale.
+        seed: seeds the LR noise and the locations.
+        n_locations: locations per feature map (the same in every map); None keeps all.
+        colour_by: ``"image"`` (marker = degradation, HR a marker of its own), ``"degradation"`` (marker = image) or
+            ``"location"`` (one colour per feature-map location, marker = degradation; use few locations): a
+            location whose LR and HR vectors agree forms one tight cluster of its colour.
+        title: figure title (default: what is embedded).
+        project: passed to :func:`srlib.embeddings.cde_embeddings` (None: projected at the output of a CDE model;
+            False: raw features, L2-normalised per location, as a baseline without heads has them).
+        lr_only: leave out the HR points (E_h), e.g. to compare E_l of two models in the same kind of space.
+
+    Returns:
+        Figure from :func:`srlib.viz.plot_embedding_2d`: one point per (map, location), a large marker per group mean.
+    """
+    from srlib import embeddings as E
+
+    if colour_by not in COLOUR_BY:
+        raise ValueError(f"colour_by must be one of {COLOUR_BY}, got {colour_by!r}")
+    names = [degradation_names] if isinstance(degradation_names, str) else list(degradation_names)
+    unknown = [n for n in names if n not in degradations]
+    if unknown or not names:
+        raise ValueError(f"unknown degradations {unknown or names}; known: {list(degradations)}")
+    if not images:
+        raise ValueError("render_embedding: no image selected")
+    emb = E.cde_embeddings(model, images, {n: degradations[n] for n in names}, seed=seed, layer=layer,
+                           project=project, n_locations=n_locations)
+    x, labels = emb.points(emb.entries("LR") if lr_only else None)
+    coords, explained = E.pca_2d(x, return_explained=True)
+    if colour_by not in COLOUR_BY:
+        raise ValueError(f"colour_by must be one of {COLOUR_BY}, got {colour_by!r}")
+    other = "image" if colour_by == "degradation" else "degradation"
+    n_maps = len(emb.entries("LR")) if lr_only else len(emb)
+    what = f"{emb.vectors.shape[1]} locations x {n_maps} maps" + (", E_l only" if lr_only else "")
+    default = f"PCA of {emb.feature_label}\nencoder {E.layer_name(layer)}, {what}"
+    marker_name = other
+    if other == "degradation":
+        marker_name = "degradation (LR) / HR" if "HR" in labels["domain"] else "degradation (LR)"
+    colour_name = "location (row, col)" if colour_by == "location" else colour_by
+    return viz.plot_embedding_2d(coords, labels[colour_by], labels[other], title=title or default,
+                                 colour_name=colour_name, marker_name=marker_name, explained=explained)
+
+
+def embedding_explorer(model, images: dict, degradations: dict, layers, seed: int = 0,
+                       n_locations: int | None = 64):
+    """Live PCA of CDE embeddings: choose the images, the degradation and the encoder layer.
+
+    Args:
+        model: a :class:`srlib.archs.crl_sr.CRLSR`.
+        images: {name: (H, W, 3) uint8 HR crop}, all of one size; all are selected at first.
+        degradations: {name: :class:`srlib.degradation.Degradation`}; the dropdown also offers
+            :data:`ALL_DEGRADATIONS` (the first choice), which embeds all of them.
+        layers: encoder layers to offer (None = output, 0 = head, k = block k); the first is selected at first.
+        seed: see :func:`render_embedding`.
+        n_locations: initial locations per map (one of :data:`LOCATION_CHOICES`, else 64).
+
+    Returns:
+        ``ipywidgets.VBox`` [controls, status line, output]. For tests it also carries ``controls`` (``"images"``: a
+        ``SelectMultiple``; ``"degradation"``, ``"layer"``, ``"colour"``, ``"locations"``: ``Dropdown``), ``status``,
+        ``output`` and ``refresh()``. Every change calls :func:`render_embedding` (looked up at call time) with the
+        new values; an error is shown in the status line and the output, and the widget keeps working.
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    from srlib import embeddings as E
+
+    layers = list(layers)
+    if not layers or not images or not degradations:
+        raise ValueError("embedding_explorer needs at least one image, degradation and layer")
+    style = {"description_width": "80px"}
+    controls = {
+        "images": w.SelectMultiple(options=list(images), value=tuple(images), description="images",
+                                   rows=min(len(images), 5), style=style, layout=w.Layout(width="260px")),
+        "degradation": w.Dropdown(options=[ALL_DEGRADATIONS, *degradations], value=ALL_DEGRADATIONS,
+                                  description="degradation", style=style, layout=w.Layout(width="300px")),
+        "layer": w.Dropdown(options=[(E.layer_name(x), x) for x in layers], value=layers[0], description="layer",
+                            style=style, layout=w.Layout(width="220px")),
+        "colour": w.Dropdown(options=list(COLOUR_BY), value="image", description="colour by",
+                             style=style, layout=w.Layout(width="220px")),
+        "locations": w.Dropdown(options=[("all" if n is None else str(n), n) for n in LOCATION_CHOICES],
+                                value=n_locations if n_locations in LOCATION_CHOICES else LOCATION_CHOICES[2],
+                                description="locations", style=style, layout=w.Layout(width="220px")),
+    }
+    out = w.Output()
+    status = w.HTML()
+
+    def refresh(change=None) -> None:
+        chosen = controls["degradation"].value
+        names = list(degradations) if chosen == ALL_DEGRADATIONS else [chosen]
+        selected = {n: images[n] for n in controls["images"].value}
+        try:
+            fig = render_embedding(model, selected, names, controls["layer"].value, degradations, seed=seed,
+                                   n_locations=controls["locations"].value, colour_by=controls["colour"].value)
+        except Exception as e:  # shown where the user looks; the widget keeps working
+            status.value = f"<span style='color:#b00020'>{type(e).__name__}: {html.escape(str(e))}</span>"
+            with out:
+                out.clear_output(wait=True)
+                print(traceback.format_exc() if not isinstance(e, ValueError) else f"{type(e).__name__}: {e}")
+            return
+        status.value = html.escape(f"{len(selected)} image(s) x {len(names)} degradation(s), "
+                                   f"layer {E.layer_name(controls['layer'].value)}")
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
+
+    for c in controls.values():
+        c.observe(refresh, names="value")
+    box = w.VBox([w.HBox([controls["images"], w.VBox([controls["degradation"], controls["layer"]]),
+                          w.VBox([controls["colour"], controls["locations"]])]), status, out])
+    box.controls = controls
+    box.status = status
+    box.output = out
+    box.refresh = refresh
+    refresh()
+    return box
