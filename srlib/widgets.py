@@ -173,6 +173,13 @@ def _controls(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _finish(box, controls: dict, status, out, refresh):
+    """Attach the parts a test or script needs (``controls``, ``status``, ``output``, ``refresh``), render once."""
+    box.controls, box.status, box.output, box.refresh = controls, status, out, refresh
+    refresh()
+    return box
+
+
 def degradation_explorer(hr, scale: int = 4, params: dict | None = None):
     """Live explorer of the degradation model: controls for every parameter and the figure of
     :func:`render_degradation` below them.
@@ -242,13 +249,7 @@ def degradation_explorer(hr, scale: int = 4, params: dict | None = None):
         w.HBox([controls["l1"], controls["l2"], controls["theta"]]),
         w.HBox([controls["convention"]]),
     ]
-    box = w.VBox([*rows, status, out])
-    box.controls = controls
-    box.status = status
-    box.output = out
-    box.refresh = refresh
-    refresh()
-    return box
+    return _finish(w.VBox([*rows, status, out]), controls, status, out, refresh)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -386,9 +387,4 @@ def embedding_explorer(model, images: dict, degradations: dict, layers, seed: in
         c.observe(refresh, names="value")
     box = w.VBox([w.HBox([controls["images"], w.VBox([controls["degradation"], controls["layer"]]),
                           w.VBox([controls["colour"], controls["locations"]])]), status, out])
-    box.controls = controls
-    box.status = status
-    box.output = out
-    box.refresh = refresh
-    refresh()
-    return box
+    return _finish(box, controls, status, out, refresh)

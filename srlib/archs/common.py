@@ -122,8 +122,9 @@ class ChannelAttention(nn.Module):
         return x * self.mlp(self.avg_pool(x))
 
 
-class RCAB(nn.Module):
-    """Residual channel attention block (RCAN Sec. 3.4): ``x + res_scale * CA(conv(relu(conv(x))))``.
+class RCAB(ResBlock):
+    """Residual channel attention block (RCAN Sec. 3.4): ``x + res_scale * CA(conv(relu(conv(x))))``, i.e. a
+    :class:`ResBlock` whose residual branch ends with channel attention.
 
     The official ``RCAB.forward`` ignores ``res_scale`` (the multiplication is commented out); with the default
     ``res_scale = 1`` ours is identical to it.
@@ -132,20 +133,8 @@ class RCAB(nn.Module):
     """
 
     def __init__(self, n_feats: int, reduction: int = 16, res_scale: float = 1.0):
-        super().__init__()
-        self.body = nn.Sequential(
-            conv3x3(n_feats, n_feats),
-            nn.ReLU(inplace=True),
-            conv3x3(n_feats, n_feats),
-            ChannelAttention(n_feats, reduction),
-        )
-        self.res_scale = float(res_scale)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        res = self.body(x)
-        if self.res_scale != 1.0:
-            res = res * self.res_scale
-        return res + x
+        super().__init__(n_feats, res_scale)
+        self.body.append(ChannelAttention(n_feats, reduction))
 
 
 class ResidualGroup(nn.Module):
