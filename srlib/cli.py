@@ -212,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "scale", 1) is not None and getattr(args, "scale", 1) < 1:
-        print(f"srlib {args.command}: error: --scale must be >= 1, got {args.scale}", file=sys.stderr)
+    scale = getattr(args, "scale", None)  # the subcommands that take --scale require it
+    if scale is not None and scale < 1:
+        print(f"srlib {args.command}: error: --scale must be >= 1, got {scale}", file=sys.stderr)
         return 2
     try:
         return args.func(args)
