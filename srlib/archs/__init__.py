@@ -1,7 +1,7 @@
-"""Network architectures: CRL-SR (our reconstruction) and RCAN, on images in [0, 1] of shape (B, 3, H, W).
+"""Network architectures on images in [0, 1] of shape (B, 3, H, W), one file per paper: CRL-SR (our
+reconstruction), RCAN, EDSR, and PCL-SR's embedding network (a discriminator on Haar high-frequency bands).
 
-See :mod:`srlib.archs.common` for the shared blocks and conventions, :mod:`srlib.archs.crl_sr` for every
-reconstruction choice of CRL-SR, and :mod:`srlib.archs.rcan` for RCAN.
+See :mod:`srlib.archs.common` for the shared blocks and conventions.
 """
 
 from srlib.archs.common import (
@@ -13,6 +13,8 @@ from srlib.archs.common import (
     count_parameters,
 )
 from srlib.archs.crl_sr import CRLSR, Decoder, Encoder, ProjectionHead
+from srlib.archs.edsr import EDSR
+from srlib.archs.pcl_embed import PCLDiscriminator
 from srlib.archs.rcan import RCAN
 
 __all__ = [
@@ -21,7 +23,9 @@ __all__ = [
     "RCAN",
     "ChannelAttention",
     "Decoder",
+    "EDSR",
     "Encoder",
+    "PCLDiscriminator",
     "ProjectionHead",
     "ResBlock",
     "ResidualGroup",

@@ -1,5 +1,9 @@
-"""Training losses. CRL-SR's contrastive losses (our reconstruction of the lost equations, DESIGN.md) live in
-:mod:`srlib.losses.contrastive`. Nothing is computed or loaded at import time."""
+"""Training losses; nothing is computed or loaded at import time.
+
+* :mod:`srlib.losses.contrastive`: CRL-SR's contrastive losses (our reconstruction of the lost equations, DESIGN.md).
+* :mod:`srlib.losses.pcl`: PCL-SR's losses (similarity, InfoNCE per positive with gradients and as released, the dual
+  contrastive discriminator loss).
+"""
 
 from srlib.losses.contrastive import (
     bidirectional_contrastive_loss,
@@ -11,6 +15,7 @@ from srlib.losses.contrastive import (
     penalty_weights,
     sample_locations,
 )
+from srlib.losses.pcl import dual_contrastive_d_loss, mean_cosine_similarity, pcl_infonce, pcl_loss
 
 __all__ = [
     "sample_locations",
@@ -21,4 +26,8 @@ __all__ = [
     "conditional_contrastive_loss",
     "infonce_refinement_loss",
     "hr_reconstruction_loss",
+    "mean_cosine_similarity",
+    "pcl_infonce",
+    "pcl_loss",
+    "dual_contrastive_d_loss",
 ]
