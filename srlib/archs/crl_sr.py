@@ -1,4 +1,5 @@
-"""CRL-SR networks (Zhou et al., "Blind Super-Resolution via Contrastive Representation Learning", arXiv 2107.00708).
+"""CRL-SR networks (Zhang, Lu, Zhan and Yu, "Blind Image Super-Resolution via Contrastive Representation Learning",
+   arXiv 2107.00708).
 
 **This is our reconstruction** (DESIGN.md, "Methods" -> "CRL-SR"). No official code exists and the paper's
 equations were lost from the text we have, so every architectural choice below is ours, made from the surviving
