@@ -170,3 +170,35 @@ def count_parameters(module: nn.Module | Iterable[torch.Tensor], trainable_only:
         seen.add(id(p))
         total += p.numel()
     return total
+
+
+class ResidualSRNet(nn.Module):
+    """The EDSR/RCAN skeleton: head conv -> body (blocks, conv) with a long skip -> upsampler -> conv to RGB.
+
+    Args:
+        name: network name for error messages.
+        scale: SR factor (3 or a power of two).
+        n_feats: feature channels C.
+        make_blocks: returns the body's blocks; called after the head is built, so parameters are created (and
+            seeded) in the order head, blocks, body conv, upsampler, tail conv.
+
+    Shapes: (B, 3, h, w) in [0, 1] -> (B, 3, h * scale, w * scale).
+    """
+
+    def __init__(self, name: str, scale: int, n_feats: int, make_blocks):
+        super().__init__()
+        if not upsampler_supports(scale):
+            raise ValueError(f"scale must be 3 or a power of two (2, 4, ...), got {scale!r}")
+        check_positive_int(n_feats, "n_feats")
+        self._name = name
+        self.scale = scale
+        self.head = conv3x3(3, n_feats)
+        self.body = nn.Sequential(*make_blocks(), conv3x3(n_feats, n_feats))
+        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv3x3(n_feats, 3))
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        if not isinstance(lr, torch.Tensor) or lr.ndim != 4 or lr.shape[1] != 3 or not lr.is_floating_point():
+            shape = tuple(lr.shape) if isinstance(lr, torch.Tensor) else type(lr).__name__
+            raise ValueError(f"{self._name}: expected a float tensor of shape (B, 3, h, w), got {shape}")
+        x = self.head(lr)
+        return self.tail(self.body(x) + x)

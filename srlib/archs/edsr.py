@@ -19,16 +19,13 @@ Images: (B, 3, h, w) in [0, 1] -> (B, 3, h*s, w*s), not clamped.
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-
-from srlib.archs.common import ResBlock, Upsampler, check_positive_int, conv3x3, upsampler_supports
+from srlib.archs.common import ResBlock, ResidualSRNet, check_positive_int
 
 EDSR_S = {"n_feats": 64, "n_blocks": 16, "res_scale": 1.0}
 EDSR_L = {"n_feats": 256, "n_blocks": 32, "res_scale": 0.1}
 
 
-class EDSR(nn.Module):
+class EDSR(ResidualSRNet):
     """Enhanced deep residual network (EDSR, CVPRW 2017, Sec. 3.1-3.2, Fig. 3).
 
     Args:
@@ -43,22 +40,5 @@ class EDSR(nn.Module):
     """
 
     def __init__(self, scale: int, n_feats: int = 64, n_blocks: int = 16, res_scale: float = 1.0):
-        super().__init__()
-        if not upsampler_supports(scale):
-            raise ValueError(f"scale must be 3 or a power of two (2, 4, ...), got {scale!r}")
-        check_positive_int(n_feats, "n_feats")
         check_positive_int(n_blocks, "n_blocks", minimum=0)
-        self.scale = scale
-        self.head = conv3x3(3, n_feats)
-        self.body = nn.Sequential(
-            *[ResBlock(n_feats, res_scale) for _ in range(n_blocks)],
-            conv3x3(n_feats, n_feats),
-        )
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv3x3(n_feats, 3))
-
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        if not isinstance(lr, torch.Tensor) or lr.ndim != 4 or lr.shape[1] != 3 or not lr.is_floating_point():
-            shape = tuple(lr.shape) if isinstance(lr, torch.Tensor) else type(lr).__name__
-            raise ValueError(f"EDSR: expected a float tensor of shape (B, 3, h, w), got {shape}")
-        x = self.head(lr)
-        return self.tail(self.body(x) + x)
+        super().__init__("EDSR", scale, n_feats, lambda: [ResBlock(n_feats, res_scale) for _ in range(n_blocks)])

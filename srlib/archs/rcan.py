@@ -17,13 +17,10 @@ Images: (B, 3, h, w) in [0, 1] -> (B, 3, h*s, w*s), not clamped.
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-
-from srlib.archs.common import ResidualGroup, Upsampler, check_positive_int, conv3x3, upsampler_supports
+from srlib.archs.common import ResidualGroup, ResidualSRNet, check_positive_int
 
 
-class RCAN(nn.Module):
+class RCAN(ResidualSRNet):
     """Residual channel attention network (RCAN, ECCV 2018, Sec. 3.1, Fig. 2).
 
     Args:
@@ -46,22 +43,6 @@ class RCAN(nn.Module):
         reduction: int = 16,
         res_scale: float = 1.0,
     ):
-        super().__init__()
-        if not upsampler_supports(scale):
-            raise ValueError(f"scale must be 3 or a power of two (2, 4, ...), got {scale!r}")
-        check_positive_int(n_feats, "n_feats")
         check_positive_int(n_groups, "n_groups", minimum=0)
-        self.scale = scale
-        self.head = conv3x3(3, n_feats)
-        self.body = nn.Sequential(
-            *[ResidualGroup(n_feats, n_blocks, reduction, res_scale) for _ in range(n_groups)],
-            conv3x3(n_feats, n_feats),
-        )
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv3x3(n_feats, 3))
-
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        if not isinstance(lr, torch.Tensor) or lr.ndim != 4 or lr.shape[1] != 3 or not lr.is_floating_point():
-            shape = tuple(lr.shape) if isinstance(lr, torch.Tensor) else type(lr).__name__
-            raise ValueError(f"RCAN: expected a float tensor of shape (B, 3, h, w), got {shape}")
-        x = self.head(lr)
-        return self.tail(self.body(x) + x)
+        super().__init__("RCAN", scale, n_feats,
+                         lambda: [ResidualGroup(n_feats, n_blocks, reduction, res_scale) for _ in range(n_groups)])
