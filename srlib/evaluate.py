@@ -61,7 +61,7 @@ def evaluate_pairs(pairs: Sequence[sdata.Pair], upscaler: Upscaler, scale: int, 
     return pd.DataFrame(rows)
 
 
-def test_sets(profile: Profile, data_root: str | os.PathLike | None = None) -> list[sdata.ImageSet]:
+def evaluation_sets(profile: Profile, data_root: str | os.PathLike | None = None) -> list[sdata.ImageSet]:
     """The profile's test sets found under the data root (subset to ``profile.max_images``); the embedded test set
     when none of them is present."""
     names = sdata.available_sets(profile.eval_sets, data_root) or ["embedded-test"]
@@ -136,7 +136,7 @@ def bicubic_baseline(profile: Profile, data_root: str | os.PathLike | None = Non
     Returns:
         Table with :data:`srlib.tables.TABLE_COLUMNS`, method ``Bicubic``, metrics ``psnr`` and ``ssim``.
     """
-    sets, seed = test_sets(profile, data_root), profile.seeds[0]
+    sets, seed = evaluation_sets(profile, data_root), profile.seeds[0]
     measured = pd.concat(
         [measure({"Bicubic": {seed: bicubic_upscaler(scale)}}, sets, preset("dasr-iso", scale), seed, cache,
                  desc=f"bicubic x{scale}") for scale in profile.eval_scales],

@@ -31,6 +31,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,10 +39,12 @@ from torch import nn
 from srlib import data as sdata
 from srlib.archs.crl_sr import CRLSR
 from srlib.archs.rcan import RCAN
-from srlib.degradation import DegradationSpace
+from srlib.degradation import DegradationSpace, preset
+from srlib.evaluate import bicubic_upscaler, evaluation_sets, measure, paper_table
 from srlib.losses import contrastive as C
 from srlib.profiles import Profile, subsample
-from srlib.train import Batch, TrainConfig, TrainResult, build_model, train
+from srlib.reference import load_reference
+from srlib.train import Batch, TrainConfig, TrainResult, build_model, model_upscaler, train
 
 TAU = 0.07
 
@@ -156,36 +159,23 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _run_dir(runs: Path, name: str, spec: dict) -> Path:
-    key = hashlib.sha256(json.dumps({**spec, "code": code_fingerprint()}, sort_keys=True).encode()).hexdigest()
-    return runs / f"{name}-{key[:10]}"
-
-
-def _config(profile: Profile, scale: int, seed: int, degradations: DegradationSpace | None) -> TrainConfig:
+def _train_run(name: str, method: dict, factory, loss_fn, profile: Profile, scale: int, seed: int,
+               degradations: DegradationSpace | None, images, runs, train_label: str, progress: bool,
+               desc: str) -> TrainResult:
+    """Train (or load) one run with the profile's CRL-SR schedule in ``runs / f"{name}-{key}"``, where ``key`` hashes
+    the method, the sizes, the training configuration, the data label and :func:`code_fingerprint`."""
     s = profile.crl
-    return TrainConfig(
-        scale=scale,
-        iterations=s.iterations,
-        batch_size=s.batch_size,
-        lr_patch=s.lr_patch,
-        lr=s.lr,
-        lr_halve_every=max(1, s.iterations // 3),
-        degradations=degradations,
-        seed=seed,
-        checkpoint_every=max(1, s.iterations // 5),
-    )
+    cfg = TrainConfig(scale=scale, iterations=s.iterations, batch_size=s.batch_size, lr_patch=s.lr_patch, lr=s.lr,
+                      lr_halve_every=max(1, s.iterations // 3), degradations=degradations, seed=seed,
+                      checkpoint_every=max(1, s.iterations // 5))
+    spec = {**method, "sizes": asdict(s), "train": cfg.to_dict(), "data": train_label, "code": code_fingerprint()}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    model = build_model(factory, seed)
+    return train(model, loss_fn, images, cfg, Path(runs) / f"{name}-{key[:10]}", progress=progress, desc=desc)
 
 
-def train_crl(
-    variant: str,
-    profile: Profile,
-    scale: int,
-    seed: int,
-    images: list[torch.Tensor],
-    runs: Path,
-    train_label: str = "",
-    progress: bool = True,
-) -> TrainResult:
+def train_crl(variant: str, profile: Profile, scale: int, seed: int, images: list[torch.Tensor], runs: Path,
+              train_label: str = "", progress: bool = True) -> TrainResult:
     """Train (or load, if already trained with the same configuration and code) one Table 1 variant.
 
     Args:
@@ -194,43 +184,24 @@ def train_crl(
         runs: folder holding one sub-folder per run (checkpoint, loss log, config).
     """
     v, s = VARIANTS[variant], profile.crl
-    cfg = _config(profile, scale, seed, DegradationSpace(scale, kernel="iso", noise_range=(0.0, 25.0)))
 
     def factory():
-        return CRLSR(
-            scale,
-            s.n_feats,
-            s.n_blocks,
-            s.n_detail_blocks,
-            s.proj_dim,
-            cde=v.cde,
-            cfr=v.cfr is not None,
-            n_blocks_f=s.n_blocks_f,
-        )
+        return CRLSR(scale, s.n_feats, s.n_blocks, s.n_detail_blocks, s.proj_dim, cde=v.cde, cfr=v.cfr is not None,
+                     n_blocks_f=s.n_blocks_f)
 
-    model = build_model(factory, seed)
-    loss_fn = crl_loss(v, s.m_locations, s.lambda_cde, s.lambda_c, s.lambda_hr)
-    spec = {"method": "crl", "variant": variant, "sizes": asdict(s), "train": cfg.to_dict(), "data": train_label}
-    run_dir = _run_dir(Path(runs), f"crl-{variant}-x{scale}-seed{seed}", spec)
-    return train(model, loss_fn, images, cfg, run_dir, progress=progress, desc=f"CRL-SR {v.label} x{scale} s{seed}")
+    return _train_run(f"crl-{variant}-x{scale}-seed{seed}", {"method": "crl", "variant": variant}, factory,
+                      crl_loss(v, s.m_locations, s.lambda_cde, s.lambda_c, s.lambda_hr), profile, scale, seed,
+                      DegradationSpace(scale, kernel="iso", noise_range=(0.0, 25.0)), images, runs, train_label,
+                      progress, f"CRL-SR {v.label} x{scale} s{seed}")
 
 
-def train_rcan(
-    profile: Profile,
-    scale: int,
-    seed: int,
-    images: list[torch.Tensor],
-    runs: Path,
-    train_label: str = "",
-    progress: bool = True,
-) -> TrainResult:
+def train_rcan(profile: Profile, scale: int, seed: int, images: list[torch.Tensor], runs: Path,
+               train_label: str = "", progress: bool = True) -> TrainResult:
     """Train (or load) the non-blind RCAN baseline: L1 on bicubic LR only (the RCAN rows of CRL-SR Tables 2-4)."""
     s = profile.crl
-    cfg = _config(profile, scale, seed, None)
-    model = build_model(lambda: RCAN(scale, s.n_feats, s.rcan_groups, s.rcan_blocks, reduction=8), seed)
-    spec = {"method": "rcan", "sizes": asdict(s), "train": cfg.to_dict(), "data": train_label}
-    run_dir = _run_dir(Path(runs), f"rcan-x{scale}-seed{seed}", spec)
-    return train(model, l1_loss, images, cfg, run_dir, progress=progress, desc=f"RCAN x{scale} s{seed}")
+    return _train_run(f"rcan-x{scale}-seed{seed}", {"method": "rcan"},
+                      lambda: RCAN(scale, s.n_feats, s.rcan_groups, s.rcan_blocks, reduction=8), l1_loss, profile,
+                      scale, seed, None, images, runs, train_label, progress, f"RCAN x{scale} s{seed}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -262,7 +233,7 @@ def penalty_map(model: CRLSR, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tenso
         return C.penalty_weights(p_hr, p_lr)[0].reshape(h, w)
 
 
-def test_settings(profile: Profile, data_root=None) -> dict[str, tuple[list, list]]:
+def table_protocols(profile: Profile, data_root=None) -> dict[str, tuple[list, list]]:
     """The test protocol of CRL-SR Tables 2-4 for the profile's trained scales: table -> (test sets, degradations).
 
     Table 2: the profile's test sets x the three spatially variant settings; Table 3: Set5 x unseen widths 4-6 x noise
@@ -270,16 +241,14 @@ def test_settings(profile: Profile, data_root=None) -> dict[str, tuple[list, lis
     noise 5, 10, 15. A set absent from the data root is replaced by the embedded test set. ``profile.max_settings``
     keeps an evenly spaced subset of each table's settings.
     """
-    from srlib.degradation import preset
-    from srlib.evaluate import test_sets
 
     def sets_named(name):
-        sub = replace(profile, eval_sets=(name,))
-        return test_sets(sub, data_root)
+        return evaluation_sets(replace(profile, eval_sets=(name,)), data_root)
 
     scales, n = profile.crl.scales, profile.max_settings
     return {
-        "Table 2": (test_sets(profile, data_root), [d for s in scales for d in subsample(preset("crl-sv", s), n)]),
+        "Table 2": (evaluation_sets(profile, data_root),
+                    [d for s in scales for d in subsample(preset("crl-sv", s), n)]),
         "Table 3": (sets_named("Set5"), [d for s in scales for d in subsample(preset("crl-unseen", s), n)]),
         "Table 4": (sets_named("Set14"),
                     subsample([d for d in preset("aniso9", 4) if d.noise > 0], n) if 4 in scales else []),
@@ -293,10 +262,6 @@ def ablation_claims(measurements):
     f is the best variant. For each claim: mean and sample std over seeds of our PSNR difference, the paper's
     difference, and whether ours holds (mean difference > 0; for "f best", f beats every other variant).
     """
-    import pandas as pd
-
-    from srlib.reference import load_reference
-
     psnr = measurements[measurements.metric == "psnr"]
     by = psnr.pivot_table(index="seed", columns="method", values="value")
     label = {k: v.label for k, v in VARIANTS.items()}
@@ -327,12 +292,7 @@ def evaluate_tables(profile: Profile, models: dict, data_root=None, cache=None,
     Returns:
         ``{table: DataFrame}`` with :data:`srlib.tables.TABLE_COLUMNS`.
     """
-    import pandas as pd
-
-    from srlib.evaluate import bicubic_upscaler, measure, paper_table
-    from srlib.train import model_upscaler
-
-    settings = test_settings(profile, data_root)
+    settings = table_protocols(profile, data_root)
     out = {}
     for table in tables:
         sets, degs = settings[table]
@@ -352,9 +312,7 @@ def evaluate_tables(profile: Profile, models: dict, data_root=None, cache=None,
 def ablation_setting(profile: Profile, data_root=None):
     """CRL-SR Table 1's test protocol (our reading): Set14 x4 under both spatially variant ramps (width 0.2 -> 4,
     noise 5 -> 50); the embedded test set stands in where Set14 is absent."""
-    from srlib.degradation import preset
-
-    sets, _ = test_settings(profile, data_root)["Table 4"]
+    sets, _ = table_protocols(profile, data_root)["Table 4"]
     return sets, [preset("crl-sv", 4)[2]]
 
 
@@ -364,9 +322,6 @@ def evaluate_ablation(profile: Profile, models: dict, data_root=None, cache=None
     Returns:
         (table with :data:`srlib.tables.TABLE_COLUMNS`, claims from :func:`ablation_claims`)
     """
-    from srlib.evaluate import measure, paper_table
-    from srlib.train import model_upscaler
-
     sets, degs = ablation_setting(profile, data_root)
     methods = {}
     for (key, seed), model in models.items():

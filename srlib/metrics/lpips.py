@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import itertools
 import os
 import pickle
 import warnings
@@ -50,23 +51,10 @@ _CONV_INDICES = {
     "vgg": (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28),
 }
 # Shapes (out, in, kh, kw) of those conv layers, used to check that a state dict fits the net.
+_VGG_CHANNELS = (3, 64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 _CONV_SHAPES = {
     "alex": ((64, 3, 11, 11), (192, 64, 5, 5), (384, 192, 3, 3), (256, 384, 3, 3), (256, 256, 3, 3)),
-    "vgg": (
-        (64, 3, 3, 3),
-        (64, 64, 3, 3),
-        (128, 64, 3, 3),
-        (128, 128, 3, 3),
-        (256, 128, 3, 3),
-        (256, 256, 3, 3),
-        (256, 256, 3, 3),
-        (512, 256, 3, 3),
-        (512, 512, 3, 3),
-        (512, 512, 3, 3),
-        (512, 512, 3, 3),
-        (512, 512, 3, 3),
-        (512, 512, 3, 3),
-    ),
+    "vgg": tuple((c_out, c_in, 3, 3) for c_in, c_out in itertools.pairwise(_VGG_CHANNELS)),
 }
 _HUB_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 _JAX_FILES = {"alex": "alexnet.ckpt", "vgg": "vgg16.ckpt"}
