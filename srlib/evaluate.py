@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -26,6 +27,9 @@ from srlib.profiles import Profile, cache_dir
 from srlib.reference import load_reference
 
 Upscaler = Callable[[torch.Tensor], torch.Tensor]
+ImageMetric = Callable[[np.ndarray, np.ndarray], float]
+"""``metric(hr, sr) -> float`` on (H, W, 3) uint8 images already shaved by the scale (extra metrics of
+:func:`measure`, e.g. :func:`perceptual_metrics`)."""
 
 
 def bicubic_upscaler(scale: int) -> Upscaler:
@@ -37,11 +41,23 @@ def bicubic_upscaler(scale: int) -> Upscaler:
     return upscale
 
 
-def evaluate_pairs(pairs: Sequence[sdata.Pair], upscaler: Upscaler, scale: int, crop_border: int | None = None):
+def perceptual_metrics(net: str = "alex") -> dict[str, ImageMetric]:
+    """NIQE of the SR image (Y channel, MATLAB pristine model) and LPIPS(HR, SR) with real ImageNet weights: the
+    metrics of PCL-SR Table 3, as extra metrics for :func:`measure`. Raises if the weights are not found offline."""
+    lpips = metrics.LPIPS(net)
+    metrics.find_niqe_params()
+    return {"niqe": lambda hr, sr: metrics.niqe(sr), "lpips": lpips}
+
+
+def evaluate_pairs(pairs: Sequence[sdata.Pair], upscaler: Upscaler, scale: int, crop_border: int | None = None,
+                   extra_metrics: Mapping[str, ImageMetric] | None = None):
     """Per-image metrics of ``upscaler`` on cached test pairs.
 
+    Args:
+        extra_metrics: name -> ``metric(hr, sr)``, computed on both images shaved by ``crop_border``.
+
     Returns:
-        DataFrame with one row per image: ``image, psnr_y, ssim_y, psnr_rgb``.
+        DataFrame with one row per image: ``image, psnr_y, ssim_y, psnr_rgb`` and one column per extra metric.
     """
     border = scale if crop_border is None else crop_border
     rows = []
@@ -56,9 +72,15 @@ def evaluate_pairs(pairs: Sequence[sdata.Pair], upscaler: Upscaler, scale: int, 
                     "psnr_y": metrics.psnr_y(p.hr, sr, border, gray=p.gray),
                     "ssim_y": metrics.ssim_y(p.hr, sr, border, gray=p.gray),
                     "psnr_rgb": metrics.psnr_rgb(p.hr, sr, border),
+                    **{name: float(fn(_shave(p.hr, border), _shave(sr, border)))
+                       for name, fn in (extra_metrics or {}).items()},
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _shave(img: np.ndarray, border: int) -> np.ndarray:
+    return img[border:-border, border:-border] if border else img
 
 
 def evaluation_sets(profile: Profile, data_root: str | os.PathLike | None = None) -> list[sdata.ImageSet]:
@@ -75,14 +97,15 @@ def evaluate(
     degradation: Degradation,
     seed: int,
     cache: str | os.PathLike | None = None,
+    extra_metrics: Mapping[str, ImageMetric] | None = None,
 ) -> pd.DataFrame:
     """Per-image metrics of ``upscaler`` on ``image_set`` degraded by ``degradation`` (test LR cached by seed).
 
     Returns:
-        DataFrame with ``dataset, scale, setting, seed, image, psnr_y, ssim_y, psnr_rgb``.
+        DataFrame with ``dataset, scale, setting, seed, image, psnr_y, ssim_y, psnr_rgb`` (+ extra metrics).
     """
     pairs = sdata.cached_lr_set(image_set, degradation, seed, cache_dir(cache))
-    per_image = evaluate_pairs(pairs, upscaler, degradation.scale)
+    per_image = evaluate_pairs(pairs, upscaler, degradation.scale, extra_metrics=extra_metrics)
     meta = {"dataset": image_set.name, "scale": degradation.scale, "setting": degradation.setting, "seed": seed}
     return per_image.assign(**meta)[[*meta, *per_image.columns]]
 
@@ -94,6 +117,7 @@ def measure(
     noise_seed: int = 0,
     cache: str | os.PathLike | None = None,
     desc: str = "evaluate",
+    extra_metrics: Mapping[str, ImageMetric] | None = None,
 ) -> pd.DataFrame:
     """Mean PSNR/SSIM (Y) of every method x training seed on every set x degradation.
 
@@ -103,16 +127,18 @@ def measure(
     Args:
         methods: method name -> {training seed -> upscaler}; a deterministic method (bicubic) has one entry.
         image_sets: test sets; degradations: test settings (each knows its scale).
+        extra_metrics: more per-image metrics (name -> ``metric(hr, sr)``, e.g. :func:`perceptual_metrics`).
 
     Returns:
-        Tidy frame ``method, dataset, scale, setting, metric, seed, value`` (metric ``psnr`` / ``ssim``), ready for
+        Tidy frame ``method, dataset, scale, setting, metric, seed, value`` (metric ``psnr`` / ``ssim`` and the
+        extra metrics' names; each value is the mean over the set's images), ready for
         :func:`srlib.tables.summarize`.
     """
     jobs = [(s, d, m, seed) for s in image_sets for d in degradations for m in methods for seed in methods[m]]
     rows = []
     for image_set, deg, method, seed in tqdm(jobs, desc=desc, unit="run"):
-        per_image = evaluate(methods[method][seed], image_set, deg, noise_seed, cache)
-        for metric, column in (("psnr", "psnr_y"), ("ssim", "ssim_y")):
+        per_image = evaluate(methods[method][seed], image_set, deg, noise_seed, cache, extra_metrics)
+        for metric, column in (("psnr", "psnr_y"), ("ssim", "ssim_y"), *((m, m) for m in extra_metrics or {})):
             rows.append({"method": method, "dataset": image_set.name, "scale": deg.scale, "setting": deg.setting,
                          "metric": metric, "seed": seed, "value": float(per_image[column].mean())})
     return pd.DataFrame(rows)

@@ -53,6 +53,48 @@ class CRLSizes:
 
 
 @dataclass(frozen=True)
+class PCLSizes:
+    """PCL-SR's runs in one profile (notebooks 03, 05): base networks, the pretrain / fine-tune schedule and the
+    discriminator (paper sizes in the ``paper`` profile).
+
+    Each run pretrains a base network with L1 (standing in for the official checkpoints we cannot download), then
+    fine-tunes copies of it for ``finetune_iterations`` in each arm (L1 control, PCL as released, PCL, the Table 4
+    configurations).
+
+    Attributes:
+        edsr_feats, edsr_blocks: EDSR-S (paper: 64, 16).
+        rcan_feats, rcan_groups, rcan_blocks: RCAN (paper: 64, 10 x 20).
+        pretrain_iterations, finetune_iterations: the two stages (official fine-tuning: 600 k iterations).
+        batch_size, lr_patch: patches per step and LR patch size (official: 16 x 48, HR 192).
+        pretrain_lr: Adam learning rate of the base, halved every third of the stage.
+        finetune_lr: constant fine-tuning learning rate of the SR network and the discriminator (official: 5e-5).
+        alpha: weight of L_CL in L_SR = L1 + alpha L_CL (paper Eq. 11: 1; the released RCAN script: 5).
+        d_channels: width of the discriminator's first block (official: 64; :class:`PCLDiscriminator`).
+        taps: discriminator blocks whose features form the embedding (paper: the first four, (0, 2, 4, 6)).
+        n_sharp, n_blur: sharpened positives and blurred negatives per sample (official: 3 and 3).
+        vgg_layers: VGG16 ReLU outputs of the VCL ablation (Table 4 config 2; the paper does not name them).
+    """
+
+    edsr_feats: int
+    edsr_blocks: int
+    rcan_feats: int
+    rcan_groups: int
+    rcan_blocks: int
+    pretrain_iterations: int
+    finetune_iterations: int
+    batch_size: int
+    lr_patch: int
+    pretrain_lr: float = 4e-4
+    finetune_lr: float = 1e-4
+    alpha: float = 1.0
+    d_channels: int = 16
+    taps: tuple[int, ...] = (0, 2, 4, 6)
+    n_sharp: int = 3
+    n_blur: int = 3
+    vgg_layers: tuple[str, ...] = ("relu1_2", "relu2_2")
+
+
+@dataclass(frozen=True)
 class Profile:
     """Sizes of one run.
 
@@ -69,6 +111,7 @@ class Profile:
         train_sets: training HR sets read from the data root (T91 + BSD200 = the classic "291" set); the embedded
             training set stands in when none is present.
         crl: sizes of CRL-SR (notebooks 01, 02, 05).
+        pcl: sizes of PCL-SR (notebooks 03, 05).
     """
 
     name: str
@@ -80,6 +123,7 @@ class Profile:
     max_settings: int | None
     train_sets: tuple[str, ...]
     crl: CRLSizes
+    pcl: PCLSizes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,20 +137,31 @@ PROFILES = {
         "smoke", ("Set5",), (4,), 2, (0,), 300, 2, ("embedded-train",),
         CRLSizes((4,), 16, 2, 1, 1, 32, 32, iterations=12, batch_size=4, lr_patch=16, lr=4e-4,
                  rcan_groups=1, rcan_blocks=1),
+        PCLSizes(16, 1, 16, 1, 1, pretrain_iterations=10, finetune_iterations=4, batch_size=2, lr_patch=16,
+                 d_channels=8, n_sharp=1, n_blur=1, vgg_layers=("relu1_2",)),
     ),
     "small": Profile(
         "small", _STANDARD, (2, 3, 4), None, (0,), 1800, None, _TRAIN_291,
         CRLSizes((4,), 32, 4, 2, 2, 64, 128, iterations=300, batch_size=8, lr_patch=24, lr=4e-4),
+        # VGG16 to relu2_2 on 72 patches per step costs ~1.5 s on 2 cores: the VCL ablation taps relu1_2 only
+        PCLSizes(32, 4, 32, 2, 4, pretrain_iterations=300, finetune_iterations=100, batch_size=8, lr_patch=24,
+                 vgg_layers=("relu1_2",)),
     ),
     "medium": Profile(
         "medium", _STANDARD, (2, 3, 4), None, (0, 1, 2), 4 * 3600, None, _TRAIN_291,
         # small's networks trained 2.7x longer, three seeds: the 18 Table 1 runs take ~40 min on 2 cores
         CRLSizes((4,), 32, 4, 2, 2, 64, 128, iterations=800, batch_size=8, lr_patch=24, lr=4e-4),
+        # small's networks, a longer pretraining and fine-tuning, three seeds
+        PCLSizes(32, 4, 32, 2, 4, pretrain_iterations=800, finetune_iterations=400, batch_size=8, lr_patch=24,
+                 vgg_layers=("relu1_2",)),
     ),
     "paper": Profile(
         "paper", (*_STANDARD, "Urban100", "Manga109"), (2, 3, 4), None, (0, 1, 2), 48 * 3600, None, ("DF2K",),
         CRLSizes((2, 3, 4), 64, 15, 4, 4, 256, 256, iterations=300_000, batch_size=32, lr_patch=48,
                  rcan_groups=10, rcan_blocks=20),
+        PCLSizes(64, 16, 64, 10, 20, pretrain_iterations=300_000, finetune_iterations=600_000, batch_size=16,
+                 lr_patch=48, pretrain_lr=1e-4, finetune_lr=5e-5, d_channels=64,
+                 vgg_layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
     ),
 }
 

@@ -14,11 +14,18 @@
 A method supplies ``loss_fn(model, batch) -> {name: weighted scalar term}``; the trainer sums the terms,
 back-propagates and steps Adam. Terms whose name starts with ``_`` are diagnostics: logged, never optimised.
 Images in a :class:`Batch` are in [0, 1].
+
+A method with a second, adversarially trained network (PCL-SR's discriminator) passes a :class:`Critic`: every
+iteration first takes one step of the critic on its own loss and Adam, then one step of the model (PCL-SR Fig. 1;
+the official trainer's order). The critic, its optimiser state and its loss terms are checkpointed and logged with
+the model's.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import inspect
 import json
 import os
 import time
@@ -98,12 +105,32 @@ class TrainConfig:
 @dataclass
 class Batch:
     """One training batch. ``lr`` (B, 3, p, p) and ``hr`` (B, 3, p*s, p*s) in [0, 1]; ``degradations`` the B
-    degradations used; ``generator`` the run's generator, for randomness inside the loss."""
+    degradations used; ``generator`` the run's generator, for randomness inside the loss; ``extras`` whatever else a
+    method's batch constructor makes (e.g. PCL-SR's positives and negatives) and what the critic step computed that
+    the model step reuses (e.g. the SR output)."""
 
     lr: torch.Tensor
     hr: torch.Tensor
     degradations: list[Degradation]
     generator: torch.Generator = field(repr=False)
+    extras: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Critic:
+    """A network trained alternately with the model, on its own loss and its own Adam (same betas and eps).
+
+    Attributes:
+        module: the critic network (built with :func:`build_model`).
+        loss_fn: ``loss_fn(critic, model, batch) -> {term: scalar}``, summed like the model's terms (``_`` names are
+            diagnostics). It must not back-propagate into the model (detach the model's output); it may store
+            tensors in ``batch.extras`` for the model step.
+        lr: the critic's learning rate (constant).
+    """
+
+    module: nn.Module
+    loss_fn: Callable[[nn.Module, nn.Module, Batch], dict[str, torch.Tensor]]
+    lr: float
 
 
 def degraded_patches(sampler: PatchSampler, cfg: TrainConfig, g: torch.Generator) -> Batch:
@@ -113,6 +140,21 @@ def degraded_patches(sampler: PatchSampler, cfg: TrainConfig, g: torch.Generator
     degs = cfg.degradations.sample_batch(len(hr), g) if cfg.degradations else [Degradation(cfg.scale)] * len(hr)
     lr = apply_batch(hr, degs, g)
     return Batch(lr / 255.0, hr / 255.0, degs, g)
+
+
+def source_fingerprint(*modules) -> str:
+    """sha256 over the source code of ``modules``: part of a run folder's name, so that a code change never silently
+    reuses a model trained by older code."""
+    h = hashlib.sha256()
+    for mod in modules:
+        h.update(inspect.getsource(mod).encode())
+    return h.hexdigest()
+
+
+def run_folder(runs: str | os.PathLike, name: str, spec: dict) -> Path:
+    """``runs / f"{name}-{key}"`` where ``key`` hashes ``spec`` (everything that determines the run, JSON-able)."""
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    return Path(runs) / f"{name}-{key[:10]}"
 
 
 def build_model(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
@@ -128,13 +170,15 @@ class TrainResult:
     run_dir: Path
     steps_run: int
     seconds: float
+    critic: nn.Module | None = None
 
     @property
     def losses_csv(self) -> Path:
         return self.run_dir / "losses.csv"
 
 
-def _save_checkpoint(path: Path, model, opt, sched, step: int, g: torch.Generator, cfg: TrainConfig) -> None:
+def _save_checkpoint(path: Path, model, opt, sched, step: int, g: torch.Generator, cfg: TrainConfig,
+                     critic: Critic | None = None, critic_opt=None) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
@@ -142,6 +186,8 @@ def _save_checkpoint(path: Path, model, opt, sched, step: int, g: torch.Generato
         "step": step,
         "generator": g.get_state(),
         "config": cfg.to_dict(),
+        "critic": critic.module.state_dict() if critic else None,
+        "critic_optimizer": critic_opt.state_dict() if critic else None,
     }
     with atomic_write(path) as f:
         torch.save(state, f)
@@ -169,6 +215,7 @@ def train(
     device: str | torch.device = "cpu",
     progress: bool = True,
     desc: str = "train",
+    critic: Critic | None = None,
 ) -> TrainResult:
     """Train ``model`` (in place) or resume/load it from ``run_dir``.
 
@@ -181,6 +228,7 @@ def train(
         run_dir: folder for ``checkpoint.pt``, ``losses.csv`` and ``config.json``.
         make_batch: batch constructor (methods with other batch layouts, e.g. pairs of patches, pass their own).
         max_steps: stop after this step (saving a checkpoint), to split a run; None runs to ``cfg.iterations``.
+        critic: a network stepped before the model in every iteration (:class:`Critic`); trained in place.
 
     Returns:
         :class:`TrainResult` with the trained model and the number of steps run in this call.
@@ -192,6 +240,10 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_halve_every, 0.5) if cfg.lr_halve_every else None
+    critic_opt = None
+    if critic:
+        critic.module.to(device)
+        critic_opt = torch.optim.Adam(critic.module.parameters(), lr=critic.lr, betas=(0.9, 0.999), eps=1e-8)
     g = torch.Generator().manual_seed(cfg.seed)
     sampler = PatchSampler(list(images), cfg.lr_patch * cfg.scale, cfg.batch_size)
     start = 0
@@ -205,6 +257,9 @@ def train(
         if sched:
             sched.load_state_dict(state["scheduler"])
         g.set_state(state["generator"])
+        if critic:
+            critic.module.load_state_dict(state["critic"])
+            critic_opt.load_state_dict(state["critic_optimizer"])
         start = state["step"]
         _truncate_log(log_path, start)
     else:
@@ -212,6 +267,8 @@ def train(
     stop = min(cfg.iterations, max_steps) if max_steps is not None else cfg.iterations
     last_checkpoint = start
     model.train()
+    if critic:
+        critic.module.train()
     t0 = time.perf_counter()
     with open(log_path, "a", newline="") as writer_file, flush_denormals():
         writer = csv.writer(writer_file, lineterminator="\n")
@@ -220,12 +277,14 @@ def train(
         for step in bar:
             batch = make_batch(sampler, cfg, g)
             batch.lr, batch.hr = batch.lr.to(device), batch.hr.to(device)
-            terms = loss_fn(model, batch)
-            for name, value in terms.items():
-                if not torch.isfinite(value):
-                    raise TrainingDiverged(f"loss term {name!r} became {value.item()} at step {step + 1}; the last "
-                                           f"checkpoint ({ckpt_path}) holds step {last_checkpoint}")
-            total = sum(v for k, v in terms.items() if not k.startswith("_"))
+            critic_terms = {}
+            if critic:
+                critic_terms = _checked(critic.loss_fn(critic.module, model, batch), step, ckpt_path, last_checkpoint)
+                critic_opt.zero_grad(set_to_none=True)
+                _optimised_sum(critic_terms).backward()
+                critic_opt.step()
+            terms = _checked(loss_fn(model, batch), step, ckpt_path, last_checkpoint)
+            total = _optimised_sum(terms)
             opt.zero_grad(set_to_none=True)
             total.backward()
             if cfg.grad_clip:
@@ -234,20 +293,38 @@ def train(
             opt.step()
             if sched:
                 sched.step()
+            logged = {**critic_terms, **terms}
             if not header_written:
-                writer.writerow(["step", *terms, "total", "lr", "seconds"])
+                writer.writerow(["step", *logged, "total", "lr", "seconds"])
                 header_written = True
-            writer.writerow([step + 1, *(f"{v.item():.6g}" for v in terms.values()), f"{total.item():.6g}",
+            writer.writerow([step + 1, *(f"{v.item():.6g}" for v in logged.values()), f"{total.item():.6g}",
                              f"{lr_now:.6g}", f"{time.perf_counter() - t0:.3f}"])
             if (step + 1) % 10 == 0:
-                bar.set_postfix({k: f"{v.item():.4f}" for k, v in terms.items()}, refresh=False)
+                bar.set_postfix({k: f"{v.item():.4f}" for k, v in logged.items()}, refresh=False)
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop:
                 writer_file.flush()
-                _save_checkpoint(ckpt_path, model, opt, sched, step + 1, g, cfg)
+                _save_checkpoint(ckpt_path, model, opt, sched, step + 1, g, cfg, critic, critic_opt)
                 last_checkpoint = step + 1
         bar.close()
     model.eval()
-    return TrainResult(model, run_dir, max(0, stop - start), time.perf_counter() - t0)
+    if critic:
+        critic.module.eval()
+    return TrainResult(model, run_dir, max(0, stop - start), time.perf_counter() - t0,
+                       critic.module if critic else None)
+
+
+def _checked(terms: dict[str, torch.Tensor], step: int, ckpt_path: Path, last_checkpoint: int) -> dict:
+    """``terms`` unchanged; :class:`TrainingDiverged` naming the first NaN/Inf term."""
+    for name, value in terms.items():
+        if not torch.isfinite(value):
+            raise TrainingDiverged(f"loss term {name!r} became {value.item()} at step {step + 1}; the last "
+                                   f"checkpoint ({ckpt_path}) holds step {last_checkpoint}")
+    return terms
+
+
+def _optimised_sum(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum of the terms that are optimised (names not starting with ``_``)."""
+    return sum(v for k, v in terms.items() if not k.startswith("_"))
 
 
 def load_losses(run_dir: str | os.PathLike):

@@ -945,3 +945,155 @@ def plot_penalty_map(hr, bicubic, weights, title: str | None = None, panel_size:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# PCL-SR sample sets (notebook 03: positives, negatives and their similarities to the anchor)
+# --------------------------------------------------------------------------------------------------------------------
+
+__all__ += ["haar_hf_magnitude", "plot_pcl_samples"]
+
+
+def _as_unit_float(img) -> np.ndarray:
+    """An image of this module's conventions -> (3, H, W) float64 on [0, 1], without rounding float tensors."""
+    if isinstance(img, torch.Tensor):
+        t = img[0] if img.ndim == 4 and img.shape[0] == 1 else img
+        if t.ndim != 3 or t.shape[0] != 3:
+            raise ValueError(f"expected a (3, H, W) tensor on the 0..255 scale, got shape {tuple(img.shape)}")
+        return t.detach().to("cpu", torch.float64).numpy() / 255.0
+    return to_uint8(img).transpose(2, 0, 1).astype(np.float64) / 255.0
+
+
+def haar_hf_magnitude(img) -> np.ndarray:
+    """High-frequency magnitude of one image: ``sum_c sqrt(LH_c^2 + HL_c^2 + HH_c^2)`` of the one-level Haar DWT.
+
+    The bands are those PCL-SR's embedding network sees (:func:`srlib.pcl.haar_dwt`, orthonormal Haar, LL dropped),
+    computed on the image scaled to [0, 1]; the per-colour magnitudes are summed over R, G, B.
+
+    Args:
+        img: (H, W, 3) uint8 image or (3, H, W) tensor on the 0..255 scale (see :func:`to_uint8`; float tensors are
+            used unrounded), H and W even.
+
+    Returns:
+        (H / 2, W / 2) float64 array, values in [0, 3 sqrt(3)] (0 on flat regions).
+    """
+    from srlib.pcl import haar_dwt
+
+    x = torch.from_numpy(_as_unit_float(img))[None]
+    _, highs = haar_dwt(x)  # (1, 3, 3, h, w): colour, band
+    return highs[0].pow(2).sum(dim=1).sqrt().sum(dim=0).numpy()
+
+
+def plot_pcl_samples(anchor, positives, negatives, similarities, losses=None, *, labels: Sequence[str] | None = None,
+                     layer_names: Sequence[str] | None = None, title: str | None = None, hf_percentile: float = 99.0,
+                     panel_size: float = 1.45) -> Figure:
+    """PCL-SR's sample set for one patch: anchor, positives and negatives, their Haar high frequencies and their
+    similarity to the anchor in every tapped layer of the embedding network.
+
+    Args:
+        anchor: the anchor image (the SR output), (3, H, W) tensor on the 0..255 scale or (H, W, 3) uint8 (see
+            :func:`to_uint8`; float tensors keep their precision in the Haar row), H and W even.
+        positives: P >= 1 images of the anchor's size (a sequence, or a (P, 3, H, W) tensor on 0..255), e.g. HR and
+            its sharpened copies.
+        negatives: K >= 1 images of the same size, e.g. the upsampled LR and blurred copies of HR.
+        similarities: (L, P + K) array: ``s(anchor, sample)`` in tapped layer l (cosines in [-1, 1],
+            :func:`srlib.losses.pcl.mean_cosine_similarity`), positives first, then negatives, in the given order.
+        losses: (L,) per-layer InfoNCE loss values (named under each layer's bars), or None.
+        labels: 1 + P + K titles (anchor, positives, negatives), e.g. with the sharpen factor or the blur width and
+            kernel size of each sample; default ``"anchor"``, ``"positive j"``, ``"negative k"``.
+        layer_names: L names of the tapped layers (default ``"layer 0"``, ...).
+        title: figure title.
+        hf_percentile: the shared colour scale of the Haar row runs from 0 to the largest ``hf_percentile``-th
+            percentile over the panels (values above it are saturated); 100 uses the largest value.
+        panel_size: width of one image column in inches.
+
+    Returns:
+        Figure whose first 1 + P + K axes show the images (uint8 RGB), the next 1 + P + K their
+        :func:`haar_hf_magnitude` (one colour scale, one colour bar; each title gives the mean), then the bar axes
+        (x = tapped layer; one bar per sample, positives in blues, negatives in oranges, in the order given; the
+        tick labels carry the layer's loss), then the colour bar. Positive titles are blue, negative titles orange.
+    """
+    pos, neg = list(positives), list(negatives)
+    n_pos, n_neg = len(pos), len(neg)
+    if n_pos < 1 or n_neg < 1:
+        raise ValueError(f"plot_pcl_samples: need at least one positive and one negative, got P={n_pos}, K={n_neg}")
+    samples = [anchor, *pos, *neg]
+    n = len(samples)
+    labels = (["anchor", *(f"positive {j}" for j in range(n_pos)), *(f"negative {k}" for k in range(n_neg))]
+              if labels is None else _titles(labels, n))
+    sims = np.asarray(similarities, dtype=np.float64)
+    if sims.ndim != 2 or sims.shape[1] != n_pos + n_neg or sims.shape[0] < 1:
+        raise ValueError(f"plot_pcl_samples: similarities must have shape (L, {n_pos + n_neg}) for {n_pos} positives "
+                         f"and {n_neg} negatives, got {sims.shape}")
+    n_layers = sims.shape[0]
+    layer_names = [f"layer {i}" for i in range(n_layers)] if layer_names is None else _titles(layer_names, n_layers)
+    loss = None if losses is None else np.asarray(losses, dtype=np.float64).reshape(-1)
+    if loss is not None and loss.shape != (n_layers,):
+        raise ValueError(f"plot_pcl_samples: got {loss.shape[0]} losses for {n_layers} layers")
+    if not 0 < hf_percentile <= 100:
+        raise ValueError(f"plot_pcl_samples: hf_percentile must be in (0, 100], got {hf_percentile!r}")
+    shown = [to_uint8(x) for x in samples]
+    size = shown[0].shape[:2]
+    if any(x.shape[:2] != size for x in shown):
+        raise ValueError(f"plot_pcl_samples: every sample must have the anchor's size {size}, got "
+                         f"{[x.shape[:2] for x in shown]}")
+    hf = [haar_hf_magnitude(x) for x in samples]
+    vmax = max(float(np.percentile(m, hf_percentile)) for m in hf) or 1.0
+
+    from matplotlib import colormaps
+
+    pos_colours = [colormaps["Blues"](v) for v in np.linspace(0.85, 0.45, n_pos)]
+    neg_colours = [colormaps["Oranges"](v) for v in np.linspace(0.85, 0.45, n_neg)]
+    title_colours = ["black", *(["tab:blue"] * n_pos), *(["tab:orange"] * n_neg)]
+    img_h = panel_size * size[0] / size[1]
+    fig = SRFigure(figsize=(panel_size * n + 1.0, 2 * img_h + 2.9 + (0.3 if title else 0)), layout="constrained")
+    gs = fig.add_gridspec(3, n + 1, height_ratios=[img_h, img_h, 2.3], width_ratios=[1.0] * n + [0.08])
+    img_axes = [fig.add_subplot(gs[0, i]) for i in range(n)]
+    hf_axes = [fig.add_subplot(gs[1, i]) for i in range(n)]
+    ax_bar = fig.add_subplot(gs[2, :])
+    im = None
+    for i in range(n):
+        img_axes[i].imshow(shown[i], interpolation="nearest")
+        img_axes[i].set_title(labels[i], fontsize=7, color=title_colours[i])
+        im = hf_axes[i].imshow(hf[i], cmap="magma", vmin=0.0, vmax=vmax, interpolation="nearest")
+        hf_axes[i].set_title(f"mean {hf[i].mean():.3f}", fontsize=7)
+        _blank(img_axes[i])
+        _blank(hf_axes[i])
+    img_axes[0].set_ylabel("image", fontsize=8)
+    hf_axes[0].set_ylabel("Haar HF magnitude", fontsize=8)
+    cb = fig.colorbar(im, cax=fig.add_subplot(gs[1, n]))
+    cb.set_label("Σ_RGB √(LH²+HL²+HH²)", fontsize=7)
+    cb.ax.tick_params(labelsize=6)
+
+    n_bars = n_pos + n_neg
+    width = 0.8 / n_bars
+    x = np.arange(n_layers)
+    for j, (colour, label) in enumerate(zip([*pos_colours, *neg_colours], labels[1:], strict=True)):
+        ax_bar.bar(x - 0.4 + (j + 0.5) * width, sims[:, j], width=width, color=colour, label=label.replace("\n", " "),
+                   edgecolor="white", linewidth=0.3)
+    ticks = layer_names if loss is None else [f"{name}\nInfoNCE {v:.4f}" for name, v in zip(layer_names, loss,
+                                                                                           strict=True)]
+    ax_bar.set_xticks(x, ticks, fontsize=7)
+    ax_bar.axhline(0.0, color="0.5", lw=0.6)
+    ax_bar.set_ylim(min(0.0, float(sims.min())) - 0.05, 1.05)
+    ax_bar.set_xlim(-0.5, n_layers - 0.5)
+    ax_bar.set_ylabel("s(anchor, sample)\n(mean cosine)", fontsize=7)
+    ax_bar.tick_params(axis="y", labelsize=7)
+    ax_bar.grid(axis="y", alpha=0.3)
+    # legend below the bars: positives in the top row, negatives in the bottom row (matplotlib fills columns first)
+    handles, names = ax_bar.get_legend_handles_labels()
+    blank = Line2D([], [], ls="", marker="")
+    cols = max(n_pos, n_neg)
+    pairs = [(handles[j], names[j]) if j < n_pos else (blank, "") for j in range(cols)]
+    pairs_neg = [(handles[n_pos + k], names[n_pos + k]) if k < n_neg else (blank, "") for k in range(cols)]
+    order = [x for pair in zip(pairs, pairs_neg, strict=True) for x in pair]
+    ax_bar.legend([h for h, _ in order], [t for _, t in order], fontsize=6, frameon=False, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.22), ncols=cols, title="positives (blue), negatives (orange)",
+                  title_fontsize=6)
+    bar_title = "similarity to the anchor per tapped layer"
+    if loss is not None:
+        bar_title += f"; InfoNCE (τ = 1) mean over layers {loss.mean():.4f}"
+    ax_bar.set_title(bar_title, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig

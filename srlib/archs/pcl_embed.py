@@ -71,6 +71,8 @@ class PCLDiscriminator(nn.Module):
         patch_head: AdaptiveAvgPool2d(4) + 1x1 conv 512 -> 1 giving 16 patch logits per image (True, default), or
             EDSR's fully connected classifier giving 1 logit (False; needs ``input_size``).
         input_size: spatial size (square) of the input, only for ``patch_head=False``.
+        base_channels: width of block 0; block t has ``base_channels * PCL_D_CHANNELS[t] // 64`` channels. Default
+            64, the official network; the small profiles shrink it (a width-16 network costs 1/16 of the FLOPs).
 
     Shapes:
         :meth:`forward`: (B, in_channels, H, W) -> logits (B, 16) with the patch head, (B, 1) without.
@@ -85,9 +87,11 @@ class PCLDiscriminator(nn.Module):
         before_relu: bool = True,
         patch_head: bool = True,
         input_size: int | None = None,
+        base_channels: int = 64,
     ):
         super().__init__()
         check_positive_int(in_channels, "in_channels")
+        check_positive_int(base_channels, "base_channels")
         taps = tuple(taps)
         n_blocks = len(PCL_D_CHANNELS)
         if (
@@ -100,10 +104,11 @@ class PCLDiscriminator(nn.Module):
         self.taps = taps
         self.before_relu = bool(before_relu)
         self.patch_head = bool(patch_head)
+        self.channels = tuple(base_channels * c // PCL_D_CHANNELS[0] for c in PCL_D_CHANNELS)
 
         convs = []
         c_in = in_channels
-        for c_out, stride in zip(PCL_D_CHANNELS, PCL_D_STRIDES, strict=True):
+        for c_out, stride in zip(self.channels, PCL_D_STRIDES, strict=True):
             convs.append(
                 nn.Sequential(
                     nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False),
@@ -137,7 +142,7 @@ class PCLDiscriminator(nn.Module):
             x (Tensor): (B, in_channels, H, W) Haar high-frequency bands, any range.
 
         Returns:
-            list[Tensor]: one map per entry of ``taps``, in that order; block t gives (B, PCL_D_CHANNELS[t], H_t,
+            list[Tensor]: one map per entry of ``taps``, in that order; block t gives (B, self.channels[t], H_t,
             W_t), the BatchNorm output if ``before_relu`` else the LeakyReLU output.
         """
         self._check_input(x)

@@ -24,9 +24,7 @@ Our reconstruction (the paper's equations were lost; DESIGN.md, "CRL-SR"):
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -44,7 +42,16 @@ from srlib.evaluate import bicubic_upscaler, evaluation_sets, measure, paper_tab
 from srlib.losses import contrastive as C
 from srlib.profiles import Profile, subsample
 from srlib.reference import load_reference
-from srlib.train import Batch, TrainConfig, TrainResult, build_model, model_upscaler, train
+from srlib.train import (
+    Batch,
+    TrainConfig,
+    TrainResult,
+    build_model,
+    model_upscaler,
+    run_folder,
+    source_fingerprint,
+    train,
+)
 
 TAU = 0.07
 
@@ -134,8 +141,7 @@ def training_images(profile: Profile, min_size: int, data_root: str | os.PathLik
 
 
 def code_fingerprint() -> str:
-    """sha256 over the source of everything that shapes a trained model; part of every run folder's name, so that a
-    code change never silently reuses a model trained by older code."""
+    """:func:`srlib.train.source_fingerprint` of everything that shapes a trained CRL-SR or RCAN model."""
     import srlib.archs.common
     import srlib.archs.crl_sr
     import srlib.archs.rcan
@@ -144,19 +150,8 @@ def code_fingerprint() -> str:
     import srlib.losses.contrastive
     import srlib.train
 
-    h = hashlib.sha256()
-    for mod in (
-        srlib.archs.common,
-        srlib.archs.crl_sr,
-        srlib.archs.rcan,
-        srlib.data,
-        srlib.degradation,
-        srlib.losses.contrastive,
-        srlib.train,
-    ):
-        h.update(inspect.getsource(mod).encode())
-    h.update(inspect.getsource(inspect.getmodule(code_fingerprint)).encode())
-    return h.hexdigest()
+    return source_fingerprint(srlib.archs.common, srlib.archs.crl_sr, srlib.archs.rcan, srlib.data, srlib.degradation,
+                              srlib.losses.contrastive, srlib.train, inspect.getmodule(code_fingerprint))
 
 
 def _train_run(name: str, method: dict, factory, loss_fn, profile: Profile, scale: int, seed: int,
@@ -169,9 +164,8 @@ def _train_run(name: str, method: dict, factory, loss_fn, profile: Profile, scal
                       lr_halve_every=max(1, s.iterations // 3), degradations=degradations, seed=seed,
                       checkpoint_every=max(1, s.iterations // 5))
     spec = {**method, "sizes": asdict(s), "train": cfg.to_dict(), "data": train_label, "code": code_fingerprint()}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
     model = build_model(factory, seed)
-    return train(model, loss_fn, images, cfg, Path(runs) / f"{name}-{key[:10]}", progress=progress, desc=desc)
+    return train(model, loss_fn, images, cfg, run_folder(runs, name, spec), progress=progress, desc=desc)
 
 
 def train_crl(variant: str, profile: Profile, scale: int, seed: int, images: list[torch.Tensor], runs: Path,

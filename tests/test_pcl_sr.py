@@ -1,0 +1,111 @@
+"""PCL-SR training recipe (srlib.methods.pcl_sr): arms, the released code's zero gradient, the alternating critic."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from srlib.methods import pcl_sr as P
+from srlib.methods.crl_sr import training_images
+from srlib.profiles import resolve
+from srlib.train import Batch, load_losses
+
+PROFILE = resolve("smoke")
+PROFILE = replace(PROFILE, pcl=replace(PROFILE.pcl, pretrain_iterations=4, finetune_iterations=3, batch_size=3))
+
+
+@pytest.fixture(scope="module")
+def images():
+    return training_images(PROFILE, PROFILE.pcl.lr_patch * P.SCALE)[1]
+
+
+@pytest.fixture(scope="module")
+def arms(images, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    base = P.train_base("EDSR-S", PROFILE, 0, images, runs, progress=False)
+    return base, {k: P.train_arm(a, "EDSR-S", PROFILE, 0, images, runs, progress=False, base=base)
+                  for k, a in P.ARMS.items()}
+
+
+def _state_equal(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_released_arm_trains_exactly_the_control(arms):
+    """The official no-grad L_CL adds a constant: fine-tuning with it gives the L1 control's weights bit for bit."""
+    base, runs = arms
+    assert _state_equal(runs["released"].model, runs["control"].model)
+    assert not _state_equal(runs["pcl"].model, runs["control"].model)
+    assert not _state_equal(runs["control"].model, base.model)
+
+
+def test_contrastive_arms_train_a_discriminator_and_log_its_loss(arms):
+    _, runs = arms
+    assert runs["control"].critic is None
+    assert isinstance(runs["pcl"].critic, P.PCLDiscriminator)
+    log = (runs["pcl"].run_dir / "losses.csv").read_text().splitlines()
+    assert log[0].split(",")[:5] == ["step", "d", "_d_margin", "l1", "cl"]
+    assert len(log) == 1 + PROFILE.pcl.finetune_iterations
+
+
+def test_sr_gradient_of_released_variant_is_zero_ours_is_not(arms, images):
+    _, runs = arms
+    g = P.sr_gradients(runs["pcl"].model, runs["pcl"].critic, P.sample_batch(PROFILE, images))
+    assert g["released"] == 0.0
+    assert g["ours"] > 1e-6 * g["l1_norm"] > 0
+
+
+def test_critic_resume_is_bit_identical(images, tmp_path):
+    arm = P.ARMS["pcl"]
+    base = P.train_base("EDSR-S", PROFILE, 1, images, tmp_path / "a", progress=False)
+    whole = P.train_arm(arm, "EDSR-S", PROFILE, 1, images, tmp_path / "a", progress=False, base=base)
+    first = P.train_arm(arm, "EDSR-S", PROFILE, 1, images, tmp_path / "b", progress=False, base=base, max_steps=1)
+    assert first.steps_run == 1 and not _state_equal(whole.critic, first.critic)
+    ckpt = torch.load(first.run_dir / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 1 and ckpt["critic"] is not None and ckpt["critic_optimizer"] is not None
+    rest = P.train_arm(arm, "EDSR-S", PROFILE, 1, images, tmp_path / "b", progress=False, base=base)
+    assert rest.steps_run == PROFILE.pcl.finetune_iterations - 1
+    assert _state_equal(whole.model, rest.model) and _state_equal(whole.critic, rest.critic)
+    logs = [load_losses(r.run_dir).drop(columns="seconds") for r in (whole, rest)]
+    assert logs[0].equals(logs[1])
+
+
+def test_discriminator_step_does_not_touch_the_sr_network(images):
+    model = P.build_model(P.network_factory("EDSR-S", PROFILE.pcl), 0)
+    disc = P.PCLDiscriminator(9, PROFILE.pcl.taps, base_channels=PROFILE.pcl.d_channels)
+    batch = P.sample_batch(PROFILE, images)
+    terms = P.discriminator_loss(True)(disc, model, batch)
+    terms["d"].backward()
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.grad is not None for p in disc.parameters())
+    assert "sr" in batch.extras  # shared with the SR step
+
+
+def test_negative_sets(images):
+    batch = P.sample_batch(PROFILE, images)
+    b, k = batch.extras["neg"].shape[:2]
+    assert P.arm_negatives(P.TABLE4["3"], batch).shape[1] == 1
+    rand = P.arm_negatives(P.TABLE4["5"], batch)
+    assert rand.shape[:2] == (b, k)
+    for i in range(b):  # never the sample's own HR, always another image of the batch
+        for j in range(k):
+            assert not torch.equal(rand[i, j], batch.hr[i])
+            assert any(torch.equal(rand[i, j], batch.hr[m]) for m in range(b) if m != i)
+    one = Batch(batch.lr[:1], batch.hr[:1], batch.degradations[:1], batch.generator,
+                {"neg": batch.extras["neg"][:1]})
+    with pytest.raises(ValueError, match="at least 2"):
+        P.arm_negatives(P.TABLE4["5"], one)
+
+
+def test_table4_shares_runs_with_the_arms():
+    assert P.TABLE4["1"].spec() == P.ARMS["control"].spec()
+    assert P.TABLE4["6"].spec() == P.ARMS["pcl"].spec()
+    assert P.TABLE4["6r"].spec() == P.ARMS["released"].spec()
+    slugs = {a.slug("RCAN", 0) for a in P.TABLE4.values()}
+    assert len(slugs) == len(P.TABLE4)
+
+
+def test_unknown_network_is_an_error():
+    with pytest.raises(ValueError, match="EDSR-S"):
+        P.network_factory("VDSR", PROFILE.pcl)
