@@ -73,6 +73,7 @@ class PCLSizes:
         taps: discriminator blocks whose features form the embedding (paper: the first four, (0, 2, 4, 6)).
         n_sharp, n_blur: sharpened positives and blurred negatives per sample (official: 3 and 3).
         vgg_layers: VGG16 ReLU outputs of the VCL ablation (Table 4 config 2; the paper does not name them).
+        networks: base networks of notebook 03 (Table 4 always uses RCAN, the paper's backbone there).
     """
 
     edsr_feats: int
@@ -92,6 +93,40 @@ class PCLSizes:
     n_sharp: int = 3
     n_blur: int = 3
     vgg_layers: tuple[str, ...] = ("relu1_2", "relu2_2")
+    networks: tuple[str, ...] = ("EDSR-S", "RCAN")
+
+
+@dataclass(frozen=True)
+class BlindSizes:
+    """DASR and CDSR in one profile (notebook 04; the DASR rows of notebook 02's tables).
+
+    Attributes:
+        scales: scales trained (table cells of other scales keep the paper value only).
+        n_feats: SR trunk width (paper: 64); enc_feats: degradation-encoder width (paper: 64).
+        dasr_groups, dasr_blocks: DASR's DA groups x DA blocks (paper: 5 x 5).
+        cdsr_blocks: CDSR's RRDB-SFT blocks (paper: 10); codebook_size: CSC entries L (paper: 1024).
+        queue_size: MoCo queue length K (paper: 8192; a multiple of batch_size).
+        warmup_iterations: DASR's encoder-only contrastive stage (paper: 100 epochs ~ 97 k iterations; CDSR: none).
+        iterations: joint L1 + contrastive stage; batch_size, lr_patch: images per step (two LR patches each) and
+            LR patch size (paper: 32 x 48).
+        lr: Adam learning rate of the joint stage, halved every third of it (paper: 1e-4, halved every 125 epochs);
+            warmup_lr: of the encoder stage (paper: 1e-3).
+    """
+
+    scales: tuple[int, ...]
+    n_feats: int
+    enc_feats: int
+    dasr_groups: int
+    dasr_blocks: int
+    cdsr_blocks: int
+    codebook_size: int
+    queue_size: int
+    warmup_iterations: int
+    iterations: int
+    batch_size: int
+    lr_patch: int
+    lr: float = 4e-4
+    warmup_lr: float = 1e-3
 
 
 @dataclass(frozen=True)
@@ -112,6 +147,7 @@ class Profile:
             training set stands in when none is present.
         crl: sizes of CRL-SR (notebooks 01, 02, 05).
         pcl: sizes of PCL-SR (notebooks 03, 05).
+        blind: sizes of DASR and CDSR (notebooks 02, 04).
     """
 
     name: str
@@ -124,6 +160,7 @@ class Profile:
     train_sets: tuple[str, ...]
     crl: CRLSizes
     pcl: PCLSizes
+    blind: BlindSizes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,6 +176,7 @@ PROFILES = {
                  rcan_groups=1, rcan_blocks=1),
         PCLSizes(16, 1, 16, 1, 1, pretrain_iterations=10, finetune_iterations=4, batch_size=2, lr_patch=16,
                  d_channels=8, n_sharp=1, n_blur=1, vgg_layers=("relu1_2",)),
+        BlindSizes((4,), 16, 16, 1, 1, 1, 16, 8, warmup_iterations=4, iterations=8, batch_size=2, lr_patch=24),
     ),
     "small": Profile(
         "small", _STANDARD, (2, 3, 4), None, (0,), 1800, None, _TRAIN_291,
@@ -146,14 +184,17 @@ PROFILES = {
         # VGG16 to relu2_2 on 72 patches per step costs ~1.5 s on 2 cores: the VCL ablation taps relu1_2 only
         PCLSizes(32, 4, 32, 2, 4, pretrain_iterations=300, finetune_iterations=100, batch_size=8, lr_patch=24,
                  vgg_layers=("relu1_2",)),
+        BlindSizes((4,), 32, 32, 2, 2, 2, 128, 256, warmup_iterations=100, iterations=300, batch_size=8, lr_patch=24),
     ),
     "medium": Profile(
         "medium", _STANDARD, (2, 3, 4), None, (0, 1, 2), 4 * 3600, None, _TRAIN_291,
         # small's networks trained 2.7x longer, three seeds: the 18 Table 1 runs take ~40 min on 2 cores
         CRLSizes((4,), 32, 4, 2, 2, 64, 128, iterations=800, batch_size=8, lr_patch=24, lr=4e-4),
         # small's networks, a longer pretraining and fine-tuning, three seeds
+        # three seeds of EDSR-S base / control / released / +PCL (~20 min on 2 cores)
         PCLSizes(32, 4, 32, 2, 4, pretrain_iterations=800, finetune_iterations=400, batch_size=8, lr_patch=24,
-                 vgg_layers=("relu1_2",)),
+                 vgg_layers=("relu1_2",), networks=("EDSR-S",)),
+        BlindSizes((4,), 32, 32, 2, 2, 2, 128, 256, warmup_iterations=200, iterations=800, batch_size=8, lr_patch=24),
     ),
     "paper": Profile(
         "paper", (*_STANDARD, "Urban100", "Manga109"), (2, 3, 4), None, (0, 1, 2), 48 * 3600, None, ("DF2K",),
@@ -162,6 +203,8 @@ PROFILES = {
         PCLSizes(64, 16, 64, 10, 20, pretrain_iterations=300_000, finetune_iterations=600_000, batch_size=16,
                  lr_patch=48, pretrain_lr=1e-4, finetune_lr=5e-5, d_channels=64,
                  vgg_layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
+        BlindSizes((2, 3, 4), 64, 64, 5, 5, 10, 1024, 8192, warmup_iterations=97_000, iterations=485_000,
+                   batch_size=32, lr_patch=48, lr=1e-4),
     ),
 }
 

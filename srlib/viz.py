@@ -1097,3 +1097,41 @@ def plot_pcl_samples(anchor, positives, negatives, similarities, losses=None, *,
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+def plot_gains(gains, metrics: Sequence[str] = ("psnr",), title: str | None = None, panel_size: float = 4.5) -> Figure:
+    """Paired gains with their spread beside the paper's gain: one panel per metric, one bar group per dataset.
+
+    Args:
+        gains: frame from :func:`srlib.methods.pcl_sr.paired_gains` (``better, worse, dataset, metric, gain_mean,
+            gain_std, n_seeds, paper_gain``); a comparison is labelled "better - worse".
+        metrics: metrics to draw, one panel each.
+        title: figure title.
+
+    Returns:
+        Figure: bars = our mean gain over seeds (error bar: sample std, none with one seed), black diamonds = the
+        paper's gain where it reports one; a dashed line at 0.
+    """
+    metrics = [m for m in metrics if (gains.metric == m).any()]
+    if not metrics:
+        raise ValueError(f"no gains for metrics {metrics!r}")
+    fig = SRFigure(figsize=(panel_size * len(metrics), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        sub = gains[gains.metric == metric]
+        pairs = list(dict.fromkeys(zip(sub.better, sub.worse, strict=True)))
+        datasets = list(dict.fromkeys(sub.dataset))
+        width = 0.8 / len(pairs)
+        for i, (better, worse) in enumerate(pairs):
+            rows = sub[(sub.better == better) & (sub.worse == worse)].set_index("dataset").reindex(datasets)
+            x = np.arange(len(datasets)) + (i - (len(pairs) - 1) / 2) * width
+            ax.bar(x, rows.gain_mean, width, yerr=rows.gain_std.fillna(0), capsize=2, label=f"{better} - {worse}")
+            ax.scatter(x, rows.paper_gain, marker="D", color="black", s=14, zorder=3,
+                       label="paper" if i == 0 else None)
+        ax.axhline(0, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_xticks(np.arange(len(datasets)), datasets)
+        ax.set_ylabel(f"gain ({metric}{', dB' if metric == 'psnr' else ''})")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig

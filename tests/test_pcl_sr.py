@@ -27,17 +27,12 @@ def arms(images, tmp_path_factory):
                   for k, a in P.ARMS.items()}
 
 
-def _state_equal(a, b) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
 def test_released_arm_trains_exactly_the_control(arms):
     """The official no-grad L_CL adds a constant: fine-tuning with it gives the L1 control's weights bit for bit."""
     base, runs = arms
-    assert _state_equal(runs["released"].model, runs["control"].model)
-    assert not _state_equal(runs["pcl"].model, runs["control"].model)
-    assert not _state_equal(runs["control"].model, base.model)
+    assert P.identical_weights(runs["released"].model, runs["control"].model)
+    assert not P.identical_weights(runs["pcl"].model, runs["control"].model)
+    assert not P.identical_weights(runs["control"].model, base.model)
 
 
 def test_contrastive_arms_train_a_discriminator_and_log_its_loss(arms):
@@ -61,12 +56,12 @@ def test_critic_resume_is_bit_identical(images, tmp_path):
     base = P.train_base("EDSR-S", PROFILE, 1, images, tmp_path / "a", progress=False)
     whole = P.train_arm(arm, "EDSR-S", PROFILE, 1, images, tmp_path / "a", progress=False, base=base)
     first = P.train_arm(arm, "EDSR-S", PROFILE, 1, images, tmp_path / "b", progress=False, base=base, max_steps=1)
-    assert first.steps_run == 1 and not _state_equal(whole.critic, first.critic)
+    assert first.steps_run == 1 and not P.identical_weights(whole.critic, first.critic)
     ckpt = torch.load(first.run_dir / "checkpoint.pt", weights_only=False)
     assert ckpt["step"] == 1 and ckpt["critic"] is not None and ckpt["critic_optimizer"] is not None
     rest = P.train_arm(arm, "EDSR-S", PROFILE, 1, images, tmp_path / "b", progress=False, base=base)
     assert rest.steps_run == PROFILE.pcl.finetune_iterations - 1
-    assert _state_equal(whole.model, rest.model) and _state_equal(whole.critic, rest.critic)
+    assert P.identical_weights(whole.model, rest.model) and P.identical_weights(whole.critic, rest.critic)
     logs = [load_losses(r.run_dir).drop(columns="seconds") for r in (whole, rest)]
     assert logs[0].equals(logs[1])
 

@@ -420,6 +420,12 @@ def claim_pairs(network: str):
     return pairs, {(row["pcl"], network): (f"{network} +PCL", network)}
 
 
+def identical_weights(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two models hold bit-identical parameters and buffers."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def sample_batch(profile: Profile, images: list[torch.Tensor], seed: int = 0) -> Batch:
     """One fine-tuning batch (with positives and negatives) of the profile's size, drawn from ``seed``."""
     s = profile.pcl
