@@ -21,9 +21,12 @@ import torch
 from common import matmul_peak, timed
 from torch.utils.flop_counter import FlopCounterMode
 
+from srlib import pcl
 from srlib.archs.crl_sr import CRLSR
+from srlib.archs.pcl_embed import PCLDiscriminator
 from srlib.archs.rcan import RCAN
 from srlib.methods import crl_sr as crl
+from srlib.methods import pcl_sr
 from srlib.profiles import PROFILES
 from srlib.train import Batch, flush_denormals
 
@@ -58,6 +61,52 @@ def _step(model, loss_fn, sizes, scale):
     return step
 
 
+def pcl_steps(network: str, sizes):
+    """PCL-SR fine-tuning of ``network`` at the given sizes: the L1-only SR step, the discriminator step (on a fixed
+    SR output), the SR step with L_CL, and one whole PCL iteration (discriminator step, then SR step, sharing one SR
+    forward as the trainer does). Returns ``{name: (step function, parameter count)}``."""
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(sizes.batch_size, 3, sizes.lr_patch * 4, sizes.lr_patch * 4, generator=g)
+    lr = torch.nn.functional.avg_pool2d(hr, 4)
+    extras = {"pos": pcl.positives(hr, g, sizes.n_sharp),
+              "neg": pcl.negatives(hr, pcl.upsample_lr(lr, hr.shape[-2:]), g, sizes.n_blur)}
+    model = pcl_sr.network_factory(network, sizes)()
+    disc = PCLDiscriminator(9, sizes.taps, base_channels=sizes.d_channels)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    d_opt = torch.optim.Adam(disc.parameters(), lr=1e-4)
+    d_loss = pcl_sr.discriminator_loss(haar=True)
+    n_sr, n_d = (sum(p.numel() for p in m.parameters()) for m in (model, disc))
+
+    def batch():
+        return Batch(lr, hr, [], g, dict(extras))
+
+    def sr_step(arm, b=None):
+        terms = pcl_sr.sr_loss(arm, sizes.alpha, disc)(model, b or batch())
+        opt.zero_grad(set_to_none=True)
+        sum(terms.values()).backward()
+        opt.step()
+
+    def d_step(b=None):
+        if b is None:
+            b = batch()
+            with torch.no_grad():
+                b.extras["sr"] = model(lr)
+        loss = d_loss(disc, model, b)["d"]
+        d_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        d_opt.step()
+
+    def iteration():
+        b = batch()
+        d_step(b)
+        sr_step(pcl_sr.ARMS["pcl"], b)
+
+    return {"SR step, L1 only": (lambda: sr_step(pcl_sr.ARMS["control"]), n_sr),
+            "discriminator step": (d_step, n_d),
+            "SR step, L1 + L_CL": (lambda: sr_step(pcl_sr.ARMS["pcl"]), n_sr),
+            "PCL iteration (D step + SR step)": (iteration, n_sr + n_d)}
+
+
 def report(name: str, step, n_params: int, peak: float, repeats: int) -> None:
     with flush_denormals():  # as the trainer does
         with FlopCounterMode(display=False) as counter:
@@ -65,8 +114,9 @@ def report(name: str, step, n_params: int, peak: float, repeats: int) -> None:
         flops = counter.get_total_flops()
         best = min(timed(step) for _ in range(repeats))
     gflops = flops / best / 1e9
-    print(f"{name:44s} {n_params / 1e6:7.3f} M {best * 1e3:9.1f} ms {flops / 1e9:9.2f} GFLOP "
+    print(f"{name:72s} {n_params / 1e6:7.3f} M {best * 1e3:9.1f} ms {flops / 1e9:9.2f} GFLOP "
           f"{gflops:7.1f} GFLOP/s {100 * gflops / peak:5.1f}%")
+    return best
 
 
 def main():
@@ -79,7 +129,7 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
     peak = matmul_peak()
     print(f"measured matmul peak (float32, best of 1024/2048/3072 cubed): {peak:.1f} GFLOP/s\n")
-    print(f"{'step (x4)':44s} {'params':>9s} {'time':>12s} {'fwd+bwd':>15s} {'achieved':>15s} {'of peak':>6s}")
+    print(f"{'step (x4)':72s} {'params':>9s} {'time':>12s} {'fwd+bwd':>15s} {'achieved':>15s} {'of peak':>6s}")
     for size in args.sizes:
         s = PROFILES[size].crl
         if size == "paper":
@@ -89,6 +139,15 @@ def main():
         report(f"[{size}] CRL-SR (a) baseline, L1 ({shape})", *crl_step("a", s), peak, args.repeats)
         report(f"[{size}] CRL-SR (d) CDE ({shape})", *crl_step("d", s), peak, args.repeats)
         report(f"[{size}] CRL-SR (f) CDE + CFR ({shape})", *crl_step("f", s), peak, args.repeats)
+        p = PROFILES[size].pcl
+        if size == "paper":
+            p = replace(p, batch_size=args.paper_batch)
+        for network in pcl_sr.NETWORKS:
+            shape = f"batch {p.batch_size}x{p.lr_patch}^2, D width {p.d_channels}"
+            times = {name: report(f"[{size}] {network} PCL: {name} ({shape})", step, n, peak, args.repeats)
+                     for name, (step, n) in pcl_steps(network, p).items()}
+            print(f"[{size}] {network} PCL overhead: one PCL iteration = "
+                  f"{times['PCL iteration (D step + SR step)'] / times['SR step, L1 only']:.2f} x an L1 step")
 
 
 if __name__ == "__main__":
