@@ -54,6 +54,16 @@ ANISO9 = (
 # CRL-SR Table 3: unseen isotropic widths x heavy noise levels.
 CRL_UNSEEN_SIGMA = (4.0, 4.5, 5.0, 5.5, 6.0)
 CRL_UNSEEN_NOISE = (90.0, 95.0, 100.0)
+# CDSR's anisotropic training ranges of the kernel *variances* (its convention), per scale: MANet's rule
+# [0.175 s, 2.5 s], which CDSR's README command states for x2 (0.35..5) and hard-codes in its spatially variant code
+# (research/methods.md 1.2); x3 and x4 follow the rule.
+CDSR_ANISO_VARIANCE = {2: (0.35, 5.0), 3: (0.525, 7.5), 4: (0.7, 10.0)}
+# CDSR's training noise: probability that a sample is noise-free (``rate_cln``).
+CDSR_CLEAN_PROB = 0.2
+# Our stand-in for CDSR's unreleased test kernels (see cdsr_test_kernels): seed, kernels per scale, noise levels.
+CDSR_TEST_SEED = 2022
+CDSR_TEST_KERNELS = 9
+CDSR_TEST_NOISE = {2: (0.0,), 3: (0.0,), 4: (0.0, 15.0)}
 
 
 class DegradationError(ValueError):
@@ -731,12 +741,58 @@ def _crl_spatially_variant(scale: int) -> list[Degradation]:
     ]
 
 
+def cdsr_variance_range(scale: int) -> tuple[float, float]:
+    """CDSR's training range of the anisotropic kernel variances at ``scale`` (:data:`CDSR_ANISO_VARIANCE`; other
+    scales by MANet's rule [0.175 s, 2.5 s])."""
+    if scale in CDSR_ANISO_VARIANCE:
+        return CDSR_ANISO_VARIANCE[scale]
+    if not isinstance(scale, int) or scale < 1:
+        raise DegradationError(f"scale must be an integer >= 1, got {scale!r}")
+    return (0.175 * scale, 2.5 * scale)
+
+
+def cdsr_test_kernels(scale: int, seed: int = CDSR_TEST_SEED, n: int = CDSR_TEST_KERNELS) -> tuple[AnisoGaussian, ...]:
+    """Our stand-in for CDSR's test kernels, which were never released (``research/methods.md`` 1.2: each HR test
+    image has 9 LR versions, one per kernel; the parameters are unpublished).
+
+    ``n`` anisotropic kernels drawn from CDSR's own training distribution at ``scale``, in CDSR's convention
+    (variances; apply them with ``resize="sfold", convention="cdsr"``): kernel i has its larger variance l1 drawn
+    uniformly from the i-th of ``n`` equal bins of :func:`cdsr_variance_range` (stratified, so the set spans the
+    range from thin to wide), the smaller one l2 ~ U[low, l1] and the angle theta ~ U[0, 180) degrees, as CDSR's
+    sampler draws them. Everything comes from ``torch.Generator().manual_seed(seed * 1000 + scale)`` (l1 of every
+    kernel, then l2, then theta, each in float64); l1 and l2 are rounded to 3 decimals and theta to 0.1 degree so
+    that the settings print readably (rounding keeps every value inside its range).
+
+    Returns:
+        ``n`` :class:`AnisoGaussian` (l1 >= l2 variances, theta in degrees), ordered by l1.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise DegradationError(f"number of test kernels must be a positive integer, got {n!r}")
+    lo, hi = cdsr_variance_range(scale)
+    g = torch.Generator().manual_seed(int(seed) * 1000 + int(scale))
+    u1, u2, u3 = (torch.rand(n, generator=g, dtype=torch.float64).tolist() for _ in range(3))
+    kernels = []
+    for i in range(n):
+        l1 = round(lo + (i + u1[i]) * (hi - lo) / n, 3)
+        l2 = round(lo + u2[i] * (l1 - lo), 3)
+        theta = round(180.0 * u3[i], 1) % 180.0
+        kernels.append(AnisoGaussian(l1, l2, theta))
+    return tuple(kernels)
+
+
+def _cdsr_aniso9(scale: int) -> list[Degradation]:
+    kernels = cdsr_test_kernels(scale)
+    noises = CDSR_TEST_NOISE.get(scale, (0.0,))
+    return [Degradation(scale, k, n, resize="sfold", convention="cdsr") for n in noises for k in kernels]
+
+
 PRESETS = {
     "bicubic": _bicubic,
     "dasr-iso": _dasr_iso,
     "aniso9": _aniso9,
     "crl-unseen": _crl_unseen,
     "crl-sv": _crl_spatially_variant,
+    "cdsr-aniso9": _cdsr_aniso9,
 }
 """Named test settings: name -> function(scale) -> list of degradations."""
 

@@ -496,3 +496,181 @@ def invariance_table(embeddings: Mapping[str, CDEEmbeddings]) -> pd.DataFrame:
                 "n_pairs": counts[k],
             })
     return pd.DataFrame(rows, columns=["model", "features", "pair_type", "mean_cosine", "std", "n_seeds", "n_pairs"])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# DASR / CDSR: degradation embeddings of LR patches (notebook 04)
+# --------------------------------------------------------------------------------------------------------------------
+
+__all__ += ["PatchEmbeddings", "degradation_patches", "degradation_values", "nn_accuracy", "patch_embeddings"]
+
+
+def nn_accuracy(vectors, labels) -> float:
+    """Leave-one-out 1-nearest-neighbour accuracy by cosine similarity (CDSR Table 1's "Acc", our definition).
+
+    Every point's nearest neighbour is the *other* point with the largest cosine similarity to it (ties: the lowest
+    index); the accuracy is the fraction of points whose nearest neighbour carries the same label. Points of a
+    perfectly clustered embedding score 1; for N equally frequent labels and an embedding that ignores them the
+    expectation is (n - 1) / (P - 1) ~ 1 / N (n points per label, P in all).
+
+    Args:
+        vectors: (P, D) array or tensor, P >= 2 (zero vectors are compared as they are: cosine 0 to everything).
+        labels: P hashable labels (e.g. the degradation of each patch).
+
+    Returns:
+        accuracy in [0, 1].
+    """
+    x = torch.as_tensor(np.asarray(vectors.detach().cpu() if isinstance(vectors, torch.Tensor) else vectors),
+                        dtype=torch.float64)
+    lab = list(labels)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"nn_accuracy: expected (P, D) vectors with P >= 2, got shape {tuple(x.shape)}")
+    if len(lab) != x.shape[0]:
+        raise ValueError(f"nn_accuracy: {x.shape[0]} vectors but {len(lab)} labels")
+    codes = {v: i for i, v in enumerate(dict.fromkeys(lab))}
+    y = torch.tensor([codes[v] for v in lab])
+    x = F.normalize(x, dim=1)
+    hits = 0
+    for start in range(0, x.shape[0], 1024):  # blocks keep the memory at 1024 x P
+        sim = x[start : start + 1024] @ x.T
+        rows = torch.arange(sim.shape[0])
+        sim[rows, rows + start] = -torch.inf  # leave the point itself out
+        hits += int((y[sim.argmax(dim=1)] == y[start : start + 1024]).sum())
+    return hits / x.shape[0]
+
+
+def degradation_values(degradation: Degradation) -> dict[str, float]:
+    """Numbers to colour a degradation by: ``width`` and ``width2``, the standard deviations (pixels) of the blur
+    along its wider and narrower axis (0 without blur; CDSR's variances are converted), ``angle`` (degrees, NaN for
+    isotropic blur) and ``noise`` (0..255 scale)."""
+    k = degradation.kernel
+    if k is None:
+        w1 = w2 = 0.0
+        angle = float("nan")
+    elif isinstance(k, IsoGaussian):
+        w1 = w2 = float(k.sigma)
+        angle = float("nan")
+    elif isinstance(k, AnisoGaussian):
+        a, b = (float(k.l1), float(k.l2))
+        if degradation.convention == "cdsr":
+            a, b = a**0.5, b**0.5
+        w1, w2 = max(a, b), min(a, b)
+        angle = float(k.theta) % 180.0
+    else:
+        raise ValueError(f"degradation_values: spatially variant blur {k!r} has no single width")
+    return {"width": w1, "width2": w2, "angle": angle, "noise": float(degradation.noise)}
+
+
+def degradation_patches(hr_images, degradations, patches_per_image: int, lr_patch: int, seed: int = 0):
+    """LR patches of held-out images, each under a known degradation.
+
+    For every image and every degradation, ``patches_per_image`` HR patches of ``lr_patch * scale`` pixels are cut
+    at positions drawn from ``torch.Generator().manual_seed(seed)`` (independently for every (image, degradation),
+    so the degradation is not tied to a content) and degraded as training patches are (blur with reflect padding on
+    the patch, downsample, noise, round). Pass ``degradations`` as a :class:`srlib.degradation.DegradationSpace`
+    instead to give every patch its own random degradation (``patches_per_image`` per image).
+
+    Args:
+        hr_images: {name: (H, W, 3) uint8} or a sequence of them; each at least ``lr_patch * scale`` per side.
+        degradations: a sequence (or {name: ...}) of :class:`Degradation` sharing scale, resize mode and
+            convention (e.g. a preset), or a ``DegradationSpace`` (one random degradation per patch).
+        patches_per_image: patches per (image, degradation), or per image for a ``DegradationSpace``.
+        lr_patch: LR patch side.
+        seed: the only source of randomness.
+
+    Returns:
+        (lr, degs, image): lr (P, 3, lr_patch, lr_patch) float32 in [0, 1]; degs the P degradations; image the P
+        image names.
+    """
+    from srlib.degradation import DegradationSpace, apply_batch
+
+    images = _as_named(hr_images, "images")
+    if not images:
+        raise ValueError("degradation_patches: no image")
+    if not isinstance(patches_per_image, int) or patches_per_image < 1:
+        raise ValueError(f"patches_per_image must be a positive integer, got {patches_per_image!r}")
+    g = torch.Generator().manual_seed(int(seed))
+    space = degradations if isinstance(degradations, DegradationSpace) else None
+    degs = None if space else list(_as_named(degradations, "degradations").values())
+    if degs is not None and not degs:
+        raise ValueError("degradation_patches: no degradation")
+    scale = space.scale if space else degs[0].scale
+    if degs is not None and any(d.scale != scale for d in degs):
+        raise ValueError("degradation_patches: the degradations must share one scale")
+    p = lr_patch * scale
+    hr_patches, out_degs, names = [], [], []
+    for name, img in images.items():
+        img = np.asarray(img)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"degradation_patches: image {name!r} must be (H, W, 3) uint8, got {img.dtype} "
+                             f"{img.shape}")
+        h, w = img.shape[:2]
+        if h < p or w < p:
+            raise ValueError(f"degradation_patches: image {name!r} is {h}x{w}, smaller than the HR patch {p}x{p}")
+        t = img2tensor(img)
+        per_image = space.sample_batch(patches_per_image, g) if space else degs
+        n = patches_per_image if space else patches_per_image * len(degs)
+        tops = torch.randint(h - p + 1, (n,), generator=g).tolist()
+        lefts = torch.randint(w - p + 1, (n,), generator=g).tolist()
+        for k in range(n):
+            hr_patches.append(t[:, tops[k] : tops[k] + p, lefts[k] : lefts[k] + p])
+            out_degs.append(per_image[k] if space else per_image[k // patches_per_image])
+            names.append(name)
+    hr = torch.stack(hr_patches)
+    lr = torch.cat([apply_batch(hr[i : i + 256], out_degs[i : i + 256], g) for i in range(0, len(hr), 256)])
+    return lr / 255.0, out_degs, names
+
+
+@dataclass(frozen=True)
+class PatchEmbeddings:
+    """Degradation embeddings of many LR patches (DASR's / CDSR's encoder), with what each patch shows.
+
+    Attributes:
+        vectors: {layer: (P, D) float32}: the keys of the model's ``embed`` (DASR: ``fea`` the pooled encoder
+            output the SR network consumes, ``q`` the unit-norm MoCo projection; CDSR also ``fea_csc`` after the
+            codebook and ``attn`` the codebook attention).
+        labels: DataFrame, one row per patch: ``image``, ``degradation`` (its ``setting``), ``width``, ``width2``,
+            ``angle``, ``noise`` (:func:`degradation_values`).
+    """
+
+    vectors: dict
+    labels: pd.DataFrame
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.vectors)
+
+    def accuracy(self, layer: str = "fea", by: str = "degradation") -> float:
+        """:func:`nn_accuracy` of one layer's vectors against the label column ``by``."""
+        return nn_accuracy(self.vectors[layer], self.labels[by])
+
+
+def patch_embeddings(model: nn.Module, lr: torch.Tensor, degradations, images, batch_size: int = 256
+                     ) -> PatchEmbeddings:
+    """Run ``model.embed`` (a DASR or CDSR, in eval mode) over LR patches (from :func:`degradation_patches`).
+
+    Args:
+        model: :class:`srlib.archs.DASR` or :class:`srlib.archs.cdsr.CDSR`.
+        lr: (P, 3, h, w) in [0, 1]; degradations, images: P labels each.
+
+    Returns:
+        :class:`PatchEmbeddings` (vectors on the CPU).
+    """
+    if len(degradations) != lr.shape[0] or len(images) != lr.shape[0]:
+        raise ValueError(f"patch_embeddings: {lr.shape[0]} patches, {len(degradations)} degradations, "
+                         f"{len(images)} image names")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {}
+    try:
+        with torch.inference_mode():
+            for i in range(0, lr.shape[0], batch_size):
+                for k, v in model.embed(lr[i : i + batch_size].to(device)).items():
+                    parts.setdefault(k, []).append(v.float().cpu())
+    finally:
+        model.train(was_training)
+    vectors = {k: torch.cat(v).numpy() for k, v in parts.items()}
+    rows = [{"image": n, "degradation": d.setting, **degradation_values(d)}
+            for n, d in zip(images, degradations, strict=True)]
+    return PatchEmbeddings(vectors, pd.DataFrame(rows))

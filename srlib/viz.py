@@ -1135,3 +1135,100 @@ def plot_gains(gains, metrics: Sequence[str] = ("psnr",), title: str | None = No
     if title:
         fig.suptitle(title)
     return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# DASR / CDSR (notebook 04): degradation embeddings coloured by a number, real LR examples
+# --------------------------------------------------------------------------------------------------------------------
+
+__all__ += ["EMBEDDING_COLOURS", "plot_embedding_values", "real_lr_examples"]
+
+#: What :func:`plot_embedding_values` panels can be coloured by: column of the labels -> axis label and colour map.
+EMBEDDING_COLOURS = {
+    "width": ("blur width (std of the wider axis, px)", "viridis"),
+    "width2": ("blur width (std of the narrower axis, px)", "viridis"),
+    "angle": ("blur angle (degrees)", "twilight"),
+    "noise": ("noise level (0..255)", "magma"),
+}
+
+
+def plot_embedding_values(coords, values: dict, title: str | None = None, explained: Sequence[float] | None = None,
+                          panel_size: float = 3.4) -> Figure:
+    """2-D embeddings (e.g. :func:`srlib.embeddings.pca_2d` of degradation embeddings), one panel per colouring.
+
+    Args:
+        coords: (P, 2) points.
+        values: {name: P numbers} (names of :data:`EMBEDDING_COLOURS` get their label and colour map; NaN values,
+            e.g. the angle of an isotropic blur, are drawn in grey).
+        title: figure title.
+        explained: fraction of the variance of each axis (shown in the axis labels).
+
+    Returns:
+        Figure with one scatter axes per colouring (``fig.axes[:len(values)]``), each with a colour bar.
+    """
+    xy = np.asarray(coords, dtype=np.float64)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"plot_embedding_values: expected (P, 2) coordinates, got shape {xy.shape}")
+    if not values:
+        raise ValueError("plot_embedding_values: nothing to colour by")
+    p = len(xy)
+    fig = SRFigure(figsize=(panel_size * len(values) + 0.4, panel_size + (0.4 if title else 0.1)),
+                   layout="constrained")
+    axes = fig.subplots(1, len(values), squeeze=False)[0]
+    size = 14.0 if p <= 500 else 6.0
+    ex = list(explained) if explained is not None else None
+    for ax, (name, vals) in zip(axes, values.items(), strict=True):
+        v = np.asarray(vals, dtype=np.float64)
+        if v.shape != (p,):
+            raise ValueError(f"plot_embedding_values: {p} points but {v.shape} values for {name!r}")
+        label, cmap = EMBEDDING_COLOURS.get(name, (name, "viridis"))
+        missing = ~np.isfinite(v)
+        if missing.any():
+            ax.scatter(xy[missing, 0], xy[missing, 1], s=size, color="0.75", linewidths=0, label="not defined")
+            ax.legend(fontsize=6, loc="best", frameon=False)
+        if (~missing).any():
+            sc = ax.scatter(xy[~missing, 0], xy[~missing, 1], c=v[~missing], s=size, cmap=cmap, alpha=0.8,
+                            linewidths=0)
+            cb = fig.colorbar(sc, ax=ax, shrink=0.85)
+            cb.ax.tick_params(labelsize=6)
+        ax.set_title(label, fontsize=8)
+        ax.set_xlabel(f"PC1 ({ex[0]:.0%})" if ex else "PC1", fontsize=7)
+        ax.set_ylabel(f"PC2 ({ex[1]:.0%})" if ex else "PC2", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+#: RealSRSet images shown by :func:`real_lr_examples`, in order of preference.
+_REAL_EXAMPLES = ("building", "chip", "Lincoln", "oldphoto2", "comic1", "frog")
+
+
+def real_lr_examples(data_root: str | os.PathLike | None = None, n: int = 3, size: int = 64
+                     ) -> tuple[str, dict[str, np.ndarray]]:
+    """Real low-quality inputs for a visual comparison (no ground truth): central ``size`` x ``size`` crops of
+    RealSRSet+5images (``<root>/RealSRSet_plus5/LQ``; its named images first, then the others in sorted order); when
+    the folder is absent, the embedded test images shrunk by 4 with MATLAB bicubic (a stand-in: synthetic LR).
+
+    Returns:
+        (source label, {name: (size, size, 3) uint8 crop}) with at most ``n`` images, all of one size (smaller
+        images shrink the common side).
+    """
+    from srlib import data
+
+    root = data.data_root(data_root)
+    images: dict[str, np.ndarray] = {}
+    label = "RealSRSet+5images (real LR, no ground truth)"
+    if root is not None and (root / "RealSRSet_plus5" / "LQ").is_dir():
+        real = data.folder_set("RealSRSet_plus5", root, subdir="LQ")
+        order = [s for s in _REAL_EXAMPLES if s in real.stems] + [s for s in real.stems if s not in _REAL_EXAMPLES]
+        images = {s: real.load(s).image for s in order[:n]}
+    if not images:
+        emb = data.open_set("embedded-test")
+        label = "embedded test images, bicubic x1/4 (RealSRSet not found)"
+        for s in emb.stems[:n]:
+            hr = img2tensor(modcrop(emb.load(s).image, 4))[None]
+            images[s] = tensor2img(D.imresize(hr, 0.25, quantize=True)[0])
+    side = min(size, *(min(im.shape[:2]) for im in images.values()))
+    return label, {k: center_crop(v, side) for k, v in images.items()}

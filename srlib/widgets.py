@@ -770,3 +770,108 @@ def pcl_sample_explorer(hr, sr_fn, embed_net, scale: int = 4, patch: int = 96, i
     rows = [wd.HBox([controls["sharpen"], controls["blur_sigma"], controls["blur_size"]]),
             wd.HBox([controls["top"], controls["left"]])]
     return _finish(wd.VBox([*rows, status, out]), controls, status, out, refresh)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# DASR / CDSR degradation-embedding explorer (notebook 04)
+# --------------------------------------------------------------------------------------------------------------------
+
+__all__ += ["BLIND_COLOURS", "degradation_embedding_explorer", "render_degradation_embedding", "varying_colours"]
+
+#: Colourings of :func:`render_degradation_embedding` (columns of :attr:`srlib.embeddings.PatchEmbeddings.labels`).
+BLIND_COLOURS = ("width", "angle", "noise", "width2")
+
+
+def varying_colours(emb, candidates=("width", "angle", "noise")) -> list[str]:
+    """Those of ``candidates`` that vary over the patches of ``emb`` (a noise-free model's noise, an isotropic
+    model's angle do not); ``["width"]`` when none does."""
+    out = [c for c in candidates if emb.labels[c].dropna().nunique() > 1]
+    return out or ["width"]
+
+
+def render_degradation_embedding(emb, layer: str = "fea", colour_by=None, title: str | None = None) -> Figure:
+    """PCA of the degradation embeddings of many LR patches, coloured by what degraded each patch.
+
+    Args:
+        emb: :class:`srlib.embeddings.PatchEmbeddings` (:func:`srlib.methods.blind_sr.embeddings_by_model`).
+        layer: one of ``emb.layers`` (DASR: ``fea``, ``q``; CDSR also ``fea_csc``, ``attn``).
+        colour_by: one name of :data:`BLIND_COLOURS` or several (one panel each); None: those of width, angle and
+            noise that vary over the patches (:func:`varying_colours`).
+        title: figure title (default: the layer and the number of patches).
+
+    Returns:
+        Figure from :func:`srlib.viz.plot_embedding_values`.
+    """
+    from srlib import embeddings as E
+
+    if colour_by is None:
+        colour_by = varying_colours(emb)
+    names = [colour_by] if isinstance(colour_by, str) else list(colour_by)
+    bad = [c for c in names if c not in BLIND_COLOURS]
+    if bad or not names:
+        raise ValueError(f"colour_by must be among {BLIND_COLOURS}, got {bad or names}")
+    if layer not in emb.vectors:
+        raise ValueError(f"unknown layer {layer!r}; this model has {emb.layers}")
+    coords, explained = E.pca_2d(emb.vectors[layer], return_explained=True)
+    default = f"PCA of the degradation embedding '{layer}', {len(coords)} LR patches"
+    return viz.plot_embedding_values(coords, {c: emb.labels[c].to_numpy() for c in names}, title=title or default,
+                                     explained=explained)
+
+
+def degradation_embedding_explorer(embeddings: dict, layer: str = "fea", colour_by: str = "width"):
+    """Live PCA of DASR / CDSR degradation embeddings: choose the model, the colouring and the layer.
+
+    Args:
+        embeddings: {model label: :class:`srlib.embeddings.PatchEmbeddings`}.
+        layer, colour_by: initial choices (the layer falls back to the model's first when it lacks it).
+
+    Returns:
+        ``ipywidgets.VBox`` [controls, status line, output], with ``controls`` (``"model"``, ``"colour"``,
+        ``"layer"``: ``Dropdown``), ``status``, ``output`` and ``refresh()`` for tests. Changing the model updates the
+        layer choices; errors are shown in the status line and the widget keeps working.
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    if not embeddings:
+        raise ValueError("degradation_embedding_explorer needs at least one model")
+    if colour_by not in BLIND_COLOURS:
+        raise ValueError(f"colour_by must be one of {BLIND_COLOURS}, got {colour_by!r}")
+    style = {"description_width": "70px"}
+    first = next(iter(embeddings.values()))
+    controls = {
+        "model": w.Dropdown(options=list(embeddings), description="model", style=style,
+                            layout=w.Layout(width="300px")),
+        "colour": w.Dropdown(options=list(BLIND_COLOURS), value=colour_by, description="colour by", style=style,
+                             layout=w.Layout(width="220px")),
+        "layer": w.Dropdown(options=first.layers, value=layer if layer in first.layers else first.layers[0],
+                            description="layer", style=style, layout=w.Layout(width="220px")),
+    }
+    out = w.Output()
+    status = w.HTML()
+
+    def refresh(change=None) -> None:
+        emb = embeddings[controls["model"].value]
+        if list(controls["layer"].options) != emb.layers:  # another model: offer its layers, keep the choice if any
+            keep = controls["layer"].value
+            controls["layer"].unobserve(refresh, names="value")
+            controls["layer"].options = emb.layers
+            controls["layer"].value = keep if keep in emb.layers else emb.layers[0]
+            controls["layer"].observe(refresh, names="value")
+        try:
+            fig = render_degradation_embedding(emb, controls["layer"].value, controls["colour"].value,
+                                               title=f"{controls['model'].value}: '{controls['layer'].value}'")
+        except Exception as e:  # shown where the user looks; the widget keeps working
+            status.value = f"<span style='color:#b00020'>{type(e).__name__}: {html.escape(str(e))}</span>"
+            return
+        dims = emb.vectors[controls["layer"].value].shape[1]
+        status.value = html.escape(f"{len(emb.labels)} LR patches, one random training degradation each; "
+                                   f"layer '{controls['layer'].value}' has {dims} dimensions")
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
+
+    for c in controls.values():
+        c.observe(refresh, names="value")
+    box = w.VBox([w.HBox(list(controls.values())), status, out])
+    return _finish(box, controls, status, out, refresh)
