@@ -68,7 +68,8 @@ class PCLSizes:
         batch_size, lr_patch: patches per step and LR patch size (official: 16 x 48, HR 192).
         pretrain_lr: Adam learning rate of the base, halved every third of the stage.
         finetune_lr: constant fine-tuning learning rate of the SR network and the discriminator (official: 5e-5).
-        alpha: weight of L_CL in L_SR = L1 + alpha L_CL (paper Eq. 11: 1; the released RCAN script: 5).
+        alpha: weight of L_CL in L_SR = L1 + alpha L_CL with L1 on the 0..255 scale (paper Eq. 11: 1; the released
+            RCAN script: 5); on our [0, 1] images the term is weighted alpha / 255 (``srlib.methods.pcl_sr.RGB_RANGE``).
         d_channels: width of the discriminator's first block (official: 64; :class:`PCLDiscriminator`).
         taps: discriminator blocks whose features form the embedding (paper: the first four, (0, 2, 4, 6)).
         n_sharp, n_blur: sharpened positives and blurred negatives per sample (official: 3 and 3).
@@ -200,7 +201,9 @@ PROFILES = {
         # three seeds of EDSR-S base / control / released / +PCL (~20 min on 2 cores)
         PCLSizes(32, 4, 32, 2, 4, pretrain_iterations=800, finetune_iterations=400, batch_size=8, lr_patch=24,
                  vgg_layers=("relu1_2",), networks=("EDSR-S",)),
-        BlindSizes((4,), 32, 32, 2, 2, 2, 128, 256, warmup_iterations=200, iterations=800, batch_size=8, lr_patch=24),
+        # small's networks trained longer, three seeds; all 9 CDSR test kernels on Set5 and Set14
+        BlindSizes((4,), 32, 32, 2, 2, 2, 128, 256, warmup_iterations=200, iterations=800, batch_size=8, lr_patch=24,
+                   eval_sets=("Set5", "Set14")),
     ),
     "paper": Profile(
         "paper", (*_STANDARD, "Urban100", "Manga109"), (2, 3, 4), None, (0, 1, 2), 48 * 3600, None, ("DF2K",),
