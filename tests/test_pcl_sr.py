@@ -104,3 +104,16 @@ def test_table4_shares_runs_with_the_arms():
 def test_unknown_network_is_an_error():
     with pytest.raises(ValueError, match="EDSR-S"):
         P.network_factory("VDSR", PROFILE.pcl)
+
+
+def test_contrastive_weight_is_alpha_over_255(images):
+    """L1 is on [0, 1] here and on 0..255 in the official code: the L_CL weight is alpha / 255 (paper Eq. 11)."""
+    model = P.build_model(P.network_factory("EDSR-S", PROFILE.pcl), 0)
+    disc = P.PCLDiscriminator(9, PROFILE.pcl.taps, base_channels=PROFILE.pcl.d_channels).eval()
+    batch = P.sample_batch(PROFILE, images)
+    terms = P.sr_loss(P.ARMS["pcl"], 3.0, disc)(model, batch)
+    sr, pos, neg = batch.extras["sr"], batch.extras["pos"], batch.extras["neg"]
+    haar = P.pcl.haar_highpass
+    flat = [haar(x.flatten(0, 1)).unflatten(0, x.shape[:2]) for x in (pos, neg)]
+    expected = P.pcl_loss(disc, haar(sr), *flat)
+    assert torch.allclose(terms["cl"], 3.0 / 255 * expected)
