@@ -1115,7 +1115,9 @@ def plot_gains(gains, metrics: Sequence[str] = ("psnr",), title: str | None = No
     metrics = [m for m in metrics if (gains.metric == m).any()]
     if not metrics:
         raise ValueError(f"no gains for metrics {metrics!r}")
-    fig = SRFigure(figsize=(panel_size * len(metrics), 3.6), layout="constrained")
+    n_pairs = len(set(zip(gains.better, gains.worse, strict=True)))
+    fig = SRFigure(figsize=(max(panel_size * len(metrics), 7.5), 3.4 + 0.2 * -(-(n_pairs + 1) // 3)),
+                   layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=True):
         sub = gains[gains.metric == metric]
@@ -1131,7 +1133,8 @@ def plot_gains(gains, metrics: Sequence[str] = ("psnr",), title: str | None = No
         ax.axhline(0, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xticks(np.arange(len(datasets)), datasets)
         ax.set_ylabel(f"gain ({metric}{', dB' if metric == 'psnr' else ''})")
-        ax.legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=7)
     if title:
         fig.suptitle(title)
     return fig
