@@ -25,8 +25,8 @@ from srlib import pcl
 from srlib.archs.crl_sr import CRLSR
 from srlib.archs.pcl_embed import PCLDiscriminator
 from srlib.archs.rcan import RCAN
+from srlib.methods import blind_sr, pcl_sr
 from srlib.methods import crl_sr as crl
-from srlib.methods import pcl_sr
 from srlib.profiles import PROFILES
 from srlib.train import Batch, flush_denormals
 
@@ -61,10 +61,30 @@ def _step(model, loss_fn, sizes, scale):
     return step
 
 
+def blind_step(factory, sizes, scale: int = 4):
+    """One joint DASR / CDSR step (L1 + MoCo InfoNCE: query and key encoders, queue update, SR network) at the given
+    sizes: returns (step function, trainable parameter count)."""
+    model = factory(scale, sizes)()
+    g = torch.Generator().manual_seed(0)
+    lr = torch.rand(sizes.batch_size, 3, sizes.lr_patch, sizes.lr_patch, generator=g)
+    hr = torch.rand(sizes.batch_size, 3, sizes.lr_patch * scale, sizes.lr_patch * scale, generator=g)
+    key = torch.rand(lr.shape, generator=g)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        terms = blind_sr.joint_loss(model, Batch(lr, hr, [], g, {"lr_key": key}))
+        opt.zero_grad(set_to_none=True)
+        sum(v for k, v in terms.items() if not k.startswith("_")).backward()
+        opt.step()
+
+    return step, sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def pcl_steps(network: str, sizes):
-    """PCL-SR fine-tuning of ``network`` at the given sizes: the L1-only SR step, the discriminator step (on a fixed
-    SR output), the SR step with L_CL, and one whole PCL iteration (discriminator step, then SR step, sharing one SR
-    forward as the trainer does). Returns ``{name: (step function, parameter count)}``."""
+    """PCL-SR fine-tuning of ``network`` at the given sizes: the L1-only SR step, the discriminator step (including
+    the SR forward under no_grad that makes its fake), the SR step with L_CL, and one whole PCL iteration
+    (discriminator step, then SR step, sharing one SR forward as the trainer does). Returns ``{name: (step function,
+    parameter count)}``."""
     g = torch.Generator().manual_seed(0)
     hr = torch.rand(sizes.batch_size, 3, sizes.lr_patch * 4, sizes.lr_patch * 4, generator=g)
     lr = torch.nn.functional.avg_pool2d(hr, 4)
@@ -139,6 +159,12 @@ def main():
         report(f"[{size}] CRL-SR (a) baseline, L1 ({shape})", *crl_step("a", s), peak, args.repeats)
         report(f"[{size}] CRL-SR (d) CDE ({shape})", *crl_step("d", s), peak, args.repeats)
         report(f"[{size}] CRL-SR (f) CDE + CFR ({shape})", *crl_step("f", s), peak, args.repeats)
+        b = PROFILES[size].blind
+        if size == "paper":
+            b = replace(b, batch_size=args.paper_batch)
+        shape = f"batch {b.batch_size}x{b.lr_patch}^2, queue {b.queue_size}"
+        report(f"[{size}] DASR joint step ({shape})", *blind_step(blind_sr.dasr_factory, b), peak, args.repeats)
+        report(f"[{size}] CDSR joint step ({shape})", *blind_step(blind_sr.cdsr_factory, b), peak, args.repeats)
         p = PROFILES[size].pcl
         if size == "paper":
             p = replace(p, batch_size=args.paper_batch)
