@@ -1,8 +1,11 @@
-"""Shared fixtures: the development data and weights located by :mod:`shared_paths`; skip when absent."""
+"""Shared fixtures: the development data and weights located by :mod:`shared_paths` (skip when absent), and the
+native-convolution switch for tests of tiny models."""
 
+import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from shared_paths import DATA, WEIGHTS
 
 
@@ -20,3 +23,14 @@ def shared_weights() -> Path:
     if WEIGHTS is None or not (WEIGHTS / "lpips_check").is_dir():
         pytest.skip(f"offline weights not found ({WEIGHTS}): set SRLIB_WEIGHTS to the folder with lpips_check/")
     return WEIGHTS
+
+
+@pytest.fixture(scope="module")
+def native_conv():
+    """Run the convolutions of a test module without oneDNN: it JIT-compiles a primitive per new convolution shape
+    (~25 ms each), which dominates tests of tiny models with many shapes; the native CPU path computes the same
+    convolution in well under a millisecond. Use with ``pytestmark = pytest.mark.usefixtures("native_conv")``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch warns about TF32 on oneDNN when toggling the flags
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield

@@ -2,7 +2,6 @@
 channel attention, deterministic construction. Tiny sizes only (C <= 16, 1-2 blocks, 16x16 LR or smaller)."""
 
 import itertools
-import warnings
 
 import pytest
 import torch
@@ -19,31 +18,18 @@ from srlib.archs import (
     count_parameters,
 )
 from srlib.degradation import imresize
+from srlib.train import build_model
 
 C = 8  # tiny width for every test
 TINY = {"n_feats": C, "n_blocks": 1, "n_detail_blocks": 1, "proj_dim": 16, "n_blocks_f": 1}
 COMBOS = list(itertools.product([False, True], repeat=2))  # (cde, cfr)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _native_conv():
-    """Run the convolutions of this module without oneDNN: it JIT-compiles a primitive per new convolution shape
-    (~25 ms each), which dominates tests of tiny models with many shapes; the native CPU path computes the same
-    convolution in well under a millisecond here."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch warns about TF32 on oneDNN when toggling the flags
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield
+pytestmark = pytest.mark.usefixtures("native_conv")
 
 
 def _rand(*shape, seed=0):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
-
-
-def _seeded(factory, seed=0):
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return factory()
 
 
 # ---------------------------------------------------------------- shapes
@@ -232,11 +218,11 @@ def test_channel_attention_matches_hand_computation():
     ids=["crlsr", "rcan"],
 )
 def test_seeded_construction_is_deterministic(factory):
-    a, b = _seeded(factory), _seeded(factory)
+    a, b = build_model(factory, 0), build_model(factory, 0)
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    c = _seeded(factory, seed=1)
+    c = build_model(factory, 1)
     assert any(not torch.equal(sa[k], c.state_dict()[k]) for k in sa)
 
 

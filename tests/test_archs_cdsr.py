@@ -2,13 +2,13 @@
 patch tokens), CDSR shapes at x2/x3/x4, gradients (SR net and query encoder yes, key encoder no), embeddings, the
 RDB, and the paper-size parameter count against a hand formula. Tiny widths (C <= 8, one block, 12x12 LR)."""
 
-import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from srlib.archs import CDSR, CSC, DQA, LPE, RRDBSFT, CDSREncoder, DQAConv, ResidualDenseBlock, count_parameters
+from srlib.train import build_model
 
 C = 8
 TINY = {
@@ -24,23 +24,11 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _native_conv():
-    """Tiny convolutions of many shapes run faster without oneDNN's per-shape JIT (as in test_archs.py)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield
+pytestmark = pytest.mark.usefixtures("native_conv")
 
 
 def _rand(*shape, seed=0, dtype=torch.float32):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
-
-def _seeded(factory, seed=0):
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return factory()
 
 
 # ---------------------------------------------------------------- CSC
@@ -49,7 +37,7 @@ def _seeded(factory, seed=0):
 def test_csc_attention_rows_sum_to_one_and_output_in_codebook_span():
     """L = 8 entries of dim 16: fea' = A C has a least-squares residual ~0 on the codebook rows; a generic vector
     (the input, or the projected keys' mix) does not."""
-    csc = _seeded(lambda: CSC(dim=16, codebook_size=8)).double()
+    csc = build_model(lambda: CSC(dim=16, codebook_size=8), 0).double()
     fea = _rand(5, 16, seed=1, dtype=torch.float64) - 0.5
     out, attn = csc(fea, return_attention=True)
     assert out.shape == (5, 16) and attn.shape == (5, 8)
@@ -71,7 +59,7 @@ def test_csc_attention_rows_sum_to_one_and_output_in_codebook_span():
 
 def test_csc_attention_has_no_scaling():
     """softmax(q . k) exactly, with no 1/sqrt(d) or temperature."""
-    csc = _seeded(lambda: CSC(dim=16, codebook_size=8))
+    csc = build_model(lambda: CSC(dim=16, codebook_size=8), 0)
     fea = _rand(2, 16, seed=3)
     logits = csc.fc_q(fea) @ csc.fc_k(csc.codebook.weight).t()
     torch.testing.assert_close(csc.attention(fea), torch.softmax(logits, dim=1))
@@ -81,7 +69,7 @@ def test_csc_attention_has_no_scaling():
 
 
 def test_dqa_zero_gate_passes_embedding_through():
-    dqa = _seeded(lambda: DQA(C))
+    dqa = build_model(lambda: DQA(C), 0)
     f, e = _rand(3, C, seed=1) - 0.5, _rand(3, C, seed=2) - 0.5
     assert dqa.gamma.item() == 0.0
     assert torch.equal(dqa(f, e), e)
@@ -100,7 +88,7 @@ def test_dqa_zero_gate_passes_embedding_through():
 def test_dqa_conv_kernels_come_from_attended_embedding():
     """With the gate at 0 the DQA conv equals a DA conv on the raw embedding; opening the gate changes only the
     kernel branch (the channel attention keeps the raw embedding)."""
-    conv = _seeded(lambda: DQAConv(C, 3, reduction=2))
+    conv = build_model(lambda: DQAConv(C, 3, reduction=2), 0)
     x, e = _rand(2, C, 5, 5, seed=1) - 0.5, _rand(2, C, seed=2)
     torch.testing.assert_close(conv(x, e), conv.branches(x, e, e))
     with torch.no_grad():
@@ -133,7 +121,7 @@ def test_lpe_paper_widths():
 
 def test_encoder_embeddings():
     """embed: pre-CSC fea, post-CSC fea' (= attn @ codebook), unit-norm q; forward returns (fea', q)."""
-    enc = _seeded(lambda: CDSREncoder(n_feats=4, emb_dim=16, codebook_size=8, proj_dim=8))
+    enc = build_model(lambda: CDSREncoder(n_feats=4, emb_dim=16, codebook_size=8, proj_dim=8), 0)
     x = _rand(2, 3, 24, 24)
     emb = enc.embed(x)
     assert emb["fea"].shape == emb["fea_csc"].shape == (2, 16) and emb["attn"].shape == (2, 8)
@@ -148,7 +136,7 @@ def test_encoder_embeddings():
 
 
 def test_rdb_structure_and_init():
-    rdb = _seeded(lambda: ResidualDenseBlock(C, growth=4))
+    rdb = build_model(lambda: ResidualDenseBlock(C, growth=4), 0)
     assert [c.in_channels for c in rdb.convs] == [8, 12, 16, 20, 24]
     assert [c.out_channels for c in rdb.convs] == [4, 4, 4, 4, 8]
     assert all(torch.count_nonzero(c.bias) == 0 for c in rdb.convs)  # ESRGAN init: zero biases, small weights
@@ -162,7 +150,7 @@ def test_rdb_structure_and_init():
 
 
 def test_rrdb_sft_shapes():
-    block = _seeded(lambda: RRDBSFT(C, growth=4, emb_dim=16, sft_hidden=16))
+    block = build_model(lambda: RRDBSFT(C, growth=4, emb_dim=16, sft_hidden=16), 0)
     x, e = _rand(2, C, 6, 5), _rand(2, 16, seed=1)
     assert block(x, e).shape == (2, C, 6, 5)
     assert block.fuse.da_conv1.ca[0].out_features == C // 2  # reduction 2
@@ -173,7 +161,7 @@ def test_rrdb_sft_shapes():
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_cdsr_shapes_and_gradients(scale):
-    model = _seeded(lambda: CDSR(scale, **TINY))
+    model = build_model(lambda: CDSR(scale, **TINY), 0)
     lr_q, lr_k = _rand(2, 3, 12, 13, seed=1), _rand(2, 3, 12, 13, seed=2)
     out = model.forward_train(lr_q, lr_k)
     assert set(out) == {"sr", "logits", "labels", "fea"}

@@ -3,7 +3,6 @@ loop, MoCo's queue (oldest keys replaced, pointer wrap-around, batch-size error)
 DASR shapes at x2/x3/x4, gradients (SR net and query encoder yes, key encoder no), the [0, 1] mean shift, and the
 paper-size parameter count against a hand formula. Tiny widths (C <= 8, one group of one block, 8x8 LR)."""
 
-import warnings
 
 import pytest
 import torch
@@ -12,28 +11,17 @@ import torch.nn.functional as F
 
 from srlib.archs import DASR, DAConv, DASRNet, DegradationEncoder, MoCo, count_parameters
 from srlib.archs.dasr import DIV2K_RGB_MEAN, per_sample_depthwise_conv
+from srlib.train import build_model
 
 C = 8
 TINY = {"n_feats": C, "n_groups": 1, "n_blocks": 1, "reduction": 2, "enc_feats": 4, "proj_dim": 8, "queue_size": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _native_conv():
-    """Tiny convolutions of many shapes run faster without oneDNN's per-shape JIT (as in test_archs.py)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield
+pytestmark = pytest.mark.usefixtures("native_conv")
 
 
 def _rand(*shape, seed=0, dtype=torch.float32):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
-
-def _seeded(factory, seed=0):
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return factory()
 
 
 class _TinyEncoder(nn.Module):
@@ -50,7 +38,7 @@ class _TinyEncoder(nn.Module):
 
 
 def _moco(queue_size=6, dim=4, momentum=0.9, seed=0):
-    return _seeded(lambda: MoCo(_TinyEncoder(dim), dim=dim, queue_size=queue_size, momentum=momentum), seed)
+    return build_model(lambda: MoCo(_TinyEncoder(dim), dim=dim, queue_size=queue_size, momentum=momentum), seed)
 
 
 # ---------------------------------------------------------------- DA conv
@@ -70,7 +58,7 @@ def test_per_sample_depthwise_conv_matches_loop():
 
 def test_da_conv_batched_equals_per_sample_loop():
     """DAConv on a batch == DAConv's branches computed sample by sample with torch's depthwise conv (float64)."""
-    conv = _seeded(lambda: DAConv(C, 3, reduction=2)).double()
+    conv = build_model(lambda: DAConv(C, 3, reduction=2), 0).double()
     x = _rand(3, C, 5, 6, dtype=torch.float64) - 0.5
     emb = _rand(3, C, seed=2, dtype=torch.float64) - 0.5
     out = conv(x, emb)
@@ -211,7 +199,7 @@ def test_degradation_encoder_shapes():
 def test_dasr_shapes_and_gradients(scale):
     """forward(lr) and forward_train(query, key) give (B, 3, h*s, w*s), finite; one backward of L1 + contrastive
     reaches the SR network and the query encoder, never the key encoder."""
-    model = _seeded(lambda: DASR(scale, **TINY))
+    model = build_model(lambda: DASR(scale, **TINY), 0)
     lr_q, lr_k = _rand(2, 3, 8, 7, seed=1), _rand(2, 3, 8, 7, seed=2)
     out = model.forward_train(lr_q, lr_k)
     assert set(out) == {"sr", "logits", "labels", "fea"}
@@ -236,7 +224,7 @@ def test_dasr_shapes_and_gradients(scale):
 
 def test_dasr_test_time_uses_query_encoder_fea():
     """forward(lr) == sr_net(lr, encoder_q(lr).fea): the pre-MLP vector of the query encoder."""
-    model = _seeded(lambda: DASR(2, **TINY)).eval()
+    model = build_model(lambda: DASR(2, **TINY), 0).eval()
     with torch.no_grad():
         model.moco.encoder_k.body[0][0].weight.add_(1.0)  # a different key encoder must not matter
         lr = _rand(2, 3, 6, 6)
@@ -246,7 +234,7 @@ def test_dasr_test_time_uses_query_encoder_fea():
 
 def test_dasr_mean_shift_in_unit_range():
     """With the last conv zeroed, the SR network outputs exactly the DIV2K mean (added back after the tail)."""
-    net = _seeded(lambda: DASRNet(2, n_feats=C, n_groups=1, n_blocks=1, reduction=2, emb_dim=16))
+    net = build_model(lambda: DASRNet(2, n_feats=C, n_groups=1, n_blocks=1, reduction=2, emb_dim=16), 0)
     with torch.no_grad():
         net.tail[-1].weight.zero_()
         net.tail[-1].bias.zero_()
@@ -287,6 +275,6 @@ def test_dasr_bad_inputs():
 
 
 def test_seeded_construction_is_deterministic():
-    a, b = _seeded(lambda: DASR(2, **TINY), 5), _seeded(lambda: DASR(2, **TINY), 5)
+    a, b = build_model(lambda: DASR(2, **TINY), 5), build_model(lambda: DASR(2, **TINY), 5)
     for (na, ta), (nb, tb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert na == nb and torch.equal(ta, tb), na

@@ -1,7 +1,6 @@
 """EDSR (srlib.archs.edsr): output shapes, parameter counts against the hand formula (EDSR-S x2/x3/x4, EDSR-L x4),
 structure (blocks, res_scale, long skip), errors, determinism. Tiny widths except the EDSR-S count (built once)."""
 
-import warnings
 
 import pytest
 import torch
@@ -9,14 +8,7 @@ import torch
 from srlib.archs import EDSR, ResBlock, count_parameters
 from srlib.archs.edsr import EDSR_L, EDSR_S
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _native_conv():
-    """Tiny convolutions of many shapes run faster without oneDNN's per-shape JIT (as in test_archs.py)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield
+pytestmark = pytest.mark.usefixtures("native_conv")
 
 
 def _rand(*shape, seed=0):

@@ -6,7 +6,6 @@ encoder only; the two-stage run resumes bit-identically; the nearest-neighbour a
 CDSR test kernels are seeded and inside CDSR's training ranges. Tiny sizes throughout (C = 8, 12x12 LR patches).
 """
 
-import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -28,13 +27,7 @@ TINY = profiles.BlindSizes((SCALE,), n_feats=8, enc_feats=4, dasr_groups=1, dasr
                            codebook_size=8, queue_size=8, warmup_iterations=2, iterations=3, batch_size=2, lr_patch=12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _native_conv():
-    """Tiny convolutions of many shapes run faster without oneDNN's per-shape JIT (as in test_archs.py)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield
+pytestmark = pytest.mark.usefixtures("native_conv")
 
 
 def _profile(**changes):
