@@ -177,6 +177,23 @@ def _controls(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _show_error(status, out, e: Exception) -> None:
+    """Show a failed render where the user looks and keep the widget alive: the message in red in the status line;
+    in the output area the message for invalid input (``ValueError``), the traceback for anything else (a bug)."""
+    status.value = f"<span style='color:#b00020'>{type(e).__name__}: {html.escape(str(e))}</span>"
+    with out:
+        out.clear_output(wait=True)
+        print(f"{type(e).__name__}: {e}" if isinstance(e, ValueError) else traceback.format_exc())
+
+
+def _show_figure(out, fig) -> None:
+    from IPython.display import display
+
+    with out:
+        out.clear_output(wait=True)
+        display(fig)
+
+
 def _finish(box, controls: dict, status, out, refresh):
     """Attach the parts a test or script needs (``controls``, ``status``, ``output``, ``refresh``), render once."""
     box.controls, box.status, box.output, box.refresh = controls, status, out, refresh
@@ -203,7 +220,6 @@ def degradation_explorer(hr, scale: int = 4, params: dict | None = None):
         ``Output`` widget) and ``refresh()`` (redraw with the current values).
     """
     import ipywidgets as w
-    from IPython.display import display
 
     p = _params({**(params or {}), "scale": scale})
     controls = _controls(p)
@@ -225,25 +241,14 @@ def degradation_explorer(hr, scale: int = 4, params: dict | None = None):
         try:
             # looked up at call time, so a patched module-level render_degradation is what the widget calls
             fig = render_degradation(hr, values)
-        except (D.DegradationError, ValueError) as e:
-            status.value = f"<span style='color:#b00020'>{type(e).__name__}: {html.escape(str(e))}</span>"
-            with out:
-                out.clear_output(wait=True)
-                print(f"{type(e).__name__}: {e}")
-            return
-        except Exception as e:  # a bug: show the traceback where the user looks, keep the widget alive
-            status.value = f"<span style='color:#b00020'>{type(e).__name__}: {html.escape(str(e))}</span>"
-            with out:
-                out.clear_output(wait=True)
-                print(traceback.format_exc())
+        except Exception as e:  # DegradationError is a ValueError: its message; anything else: the traceback
+            _show_error(status, out, e)
             return
         try:
             status.value = html.escape(viz.describe(degradation_from_params(values)))
         except (D.DegradationError, ValueError):  # a patched renderer may accept what the model rejects
             status.value = ""
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
+        _show_figure(out, fig)
 
     for c in controls.values():
         c.observe(refresh, names="value")
@@ -344,7 +349,6 @@ def embedding_explorer(model, images: dict, degradations: dict, layers, seed: in
         new values; an error is shown in the status line and the output, and the widget keeps working.
     """
     import ipywidgets as w
-    from IPython.display import display
 
     from srlib import embeddings as E
 
@@ -376,16 +380,11 @@ def embedding_explorer(model, images: dict, degradations: dict, layers, seed: in
             fig = render_embedding(model, selected, names, controls["layer"].value, degradations, seed=seed,
                                    n_locations=controls["locations"].value, colour_by=controls["colour"].value)
         except Exception as e:  # shown where the user looks; the widget keeps working
-            status.value = f"<span style='color:#b00020'>{type(e).__name__}: {html.escape(str(e))}</span>"
-            with out:
-                out.clear_output(wait=True)
-                print(traceback.format_exc() if not isinstance(e, ValueError) else f"{type(e).__name__}: {e}")
+            _show_error(status, out, e)
             return
         status.value = html.escape(f"{len(selected)} image(s) x {len(names)} degradation(s), "
                                    f"layer {E.layer_name(controls['layer'].value)}")
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
+        _show_figure(out, fig)
 
     for c in controls.values():
         c.observe(refresh, names="value")
@@ -719,7 +718,6 @@ def pcl_sample_explorer(hr, sr_fn, embed_net, scale: int = 4, patch: int = 96, i
     import time
 
     import ipywidgets as wd
-    from IPython.display import display
 
     style = {"description_width": "90px"}
     layout = wd.Layout(width="300px")
@@ -750,10 +748,7 @@ def pcl_sample_explorer(hr, sr_fn, embed_net, scale: int = 4, patch: int = 96, i
             # looked up at call time, so a patched module-level render_pcl_samples is what the widget calls
             fig = render_pcl_samples(hr, sr_fn, embed_net, **values)
         except Exception as e:  # shown where the user looks; the widget keeps working
-            status.value = f"<span style='color:#b00020'>{type(e).__name__}: {html.escape(str(e))}</span>"
-            with out:
-                out.clear_output(wait=True)
-                print(f"{type(e).__name__}: {e}" if isinstance(e, ValueError) else traceback.format_exc())
+            _show_error(status, out, e)
             return
         factors = ", ".join(f"{f:.2f}" for f in spread(0.5, values["sharpen"], n_sharp))
         sigmas = ", ".join(f"{v:.2f}" for v in spread(0.1, values["blur_sigma"], n_blur))
@@ -761,9 +756,7 @@ def pcl_sample_explorer(hr, sr_fn, embed_net, scale: int = 4, patch: int = 96, i
         status.value = html.escape(f"sharpen f = {factors or '-'}; blur σ = {sigmas or '-'}, {k}x{k}; patch at "
                                    f"({values['top']}, {values['left']}); computed in "
                                    f"{time.perf_counter() - t0:.2f} s")
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
+        _show_figure(out, fig)
 
     for c in controls.values():
         c.observe(refresh, names="value")
@@ -831,7 +824,6 @@ def degradation_embedding_explorer(embeddings: dict, layer: str = "fea", colour_
         layer choices; errors are shown in the status line and the widget keeps working.
     """
     import ipywidgets as w
-    from IPython.display import display
 
     if not embeddings:
         raise ValueError("degradation_embedding_explorer needs at least one model")
@@ -862,14 +854,12 @@ def degradation_embedding_explorer(embeddings: dict, layer: str = "fea", colour_
             fig = render_degradation_embedding(emb, controls["layer"].value, controls["colour"].value,
                                                title=f"{controls['model'].value}: '{controls['layer'].value}'")
         except Exception as e:  # shown where the user looks; the widget keeps working
-            status.value = f"<span style='color:#b00020'>{type(e).__name__}: {html.escape(str(e))}</span>"
+            _show_error(status, out, e)
             return
         dims = emb.vectors[controls["layer"].value].shape[1]
         status.value = html.escape(f"{len(emb.labels)} LR patches, one random training degradation each; "
                                    f"layer '{controls['layer'].value}' has {dims} dimensions")
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
+        _show_figure(out, fig)
 
     for c in controls.values():
         c.observe(refresh, names="value")
