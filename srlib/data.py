@@ -594,13 +594,25 @@ def _draw_patches(images: Sequence[torch.Tensor], patch_size: int, n: int, gener
     u_top = torch.rand(n, generator=generator, dtype=torch.float64)
     u_left = torch.rand(n, generator=generator, dtype=torch.float64)
     ts = torch.randint(8, (n,), generator=generator) if augment else torch.zeros(n, dtype=torch.int64)
+    return crop_patches(images, p, idx, u_top, u_left, ts)
+
+
+def crop_patches(images: Sequence[torch.Tensor], patch_size: int, idx: torch.Tensor, u_top: torch.Tensor,
+                 u_left: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
+    """Patches at given draws: patch k is image ``idx[k]`` cropped at the relative position (``u_top[k]``,
+    ``u_left[k]``) in [0, 1) of the valid range, then dihedral transform ``transforms[k]`` (:func:`dihedral`).
+
+    Returns:
+        (n, 3, P, P) float32, values as in the images.
+    """
+    p = patch_size
     out = []
-    for k in range(n):
+    for k in range(len(idx)):
         img = images[int(idx[k])]
         h, w = int(img.shape[1]), int(img.shape[2])
         top = min(int(u_top[k] * (h - p + 1)), h - p)
         left = min(int(u_left[k] * (w - p + 1)), w - p)
-        out.append(dihedral(img[:, top : top + p, left : left + p], int(ts[k])).to(torch.float32))
+        out.append(dihedral(img[:, top : top + p, left : left + p], int(transforms[k])).to(torch.float32))
     return torch.stack(out).contiguous()
 
 

@@ -60,7 +60,7 @@ from torch import nn
 from srlib import embeddings as E
 from srlib.archs.cdsr import CDSR
 from srlib.archs.dasr import DASR
-from srlib.data import PatchSampler, dihedral
+from srlib.data import PatchSampler, crop_patches
 from srlib.degradation import (
     CDSR_CLEAN_PROB,
     CDSR_TEST_NOISE,
@@ -129,17 +129,6 @@ def training_space(protocol: str, scale: int, noise: float | None = None) -> Deg
                             clean_prob=CDSR_CLEAN_PROB, resize="sfold", convention="cdsr")
 
 
-def _crops(images, idx, u_top, u_left, ts, p) -> torch.Tensor:
-    out = []
-    for k in range(len(idx)):
-        img = images[int(idx[k])]
-        h, w = int(img.shape[1]), int(img.shape[2])
-        top = min(int(u_top[k] * (h - p + 1)), h - p)
-        left = min(int(u_left[k] * (w - p + 1)), w - p)
-        out.append(dihedral(img[:, top : top + p, left : left + p], int(ts[k])).to(torch.float32))
-    return torch.stack(out)
-
-
 def pair_batch(space: DegradationSpace, positive: str = "C&D"):
     """Batch constructor of DASR / CDSR: per image a query patch and its positive key (see :data:`POSITIVES`).
 
@@ -168,8 +157,8 @@ def pair_batch(space: DegradationSpace, positive: str = "C&D"):
         degs_other = space.sample_batch(b, g)
         key_idx, key_t = (other, ts[1]) if positive == "D" else (idx, ts[0])
         degs_k = degs_other if positive == "C" else degs_q
-        hr_q = _crops(images, idx, u[0], u[1], ts[0], p)
-        hr_k = _crops(images, key_idx, u[2], u[3], key_t, p)
+        hr_q = crop_patches(images, p, idx, u[0], u[1], ts[0])
+        hr_k = crop_patches(images, p, key_idx, u[2], u[3], key_t)
         lr = apply_batch(torch.cat([hr_q, hr_k]), degs_q + degs_k, g) / 255.0
         batch = Batch(lr[:b].contiguous(), hr_q / 255.0, degs_q, g)
         batch.extras.update(lr_key=lr[b:].contiguous(), hr_key=hr_k / 255.0, key_degradations=degs_k, image=idx,
