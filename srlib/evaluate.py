@@ -83,10 +83,11 @@ def _shave(img: np.ndarray, border: int) -> np.ndarray:
     return img[border:-border, border:-border] if border else img
 
 
-def evaluation_sets(profile: Profile, data_root: str | os.PathLike | None = None) -> list[sdata.ImageSet]:
-    """The profile's test sets found under the data root (subset to ``profile.max_images``); the embedded test set
-    when none of them is present."""
-    names = sdata.available_sets(profile.eval_sets, data_root) or ["embedded-test"]
+def evaluation_sets(profile: Profile, data_root: str | os.PathLike | None = None,
+                    names: Sequence[str] | None = None) -> list[sdata.ImageSet]:
+    """The test sets ``names`` (default: the profile's ``eval_sets``) found under the data root, each subset to
+    ``profile.max_images``; the embedded test set when none of them is present."""
+    names = sdata.available_sets(profile.eval_sets if names is None else names, data_root) or ["embedded-test"]
     sets = [sdata.open_set(n, data_root) for n in names]
     return [s.subset(profile.max_images) if profile.max_images else s for s in sets]
 

@@ -49,7 +49,7 @@ import inspect
 import json
 import math
 import os
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -423,7 +423,7 @@ def evaluation_sizes(profile: Profile) -> tuple[tuple[str, ...], int | None]:
 def table_sets(profile: Profile, data_root=None) -> list:
     """The test sets of notebook 04's tables (:func:`evaluation_sizes`), as :func:`srlib.evaluate.evaluation_sets`
     opens them (``profile.max_images`` per set; the embedded test set when none is found)."""
-    return evaluation_sets(replace(profile, eval_sets=evaluation_sizes(profile)[0]), data_root)
+    return evaluation_sets(profile, data_root, evaluation_sizes(profile)[0])
 
 
 def _by_method(models: dict, scale: int) -> dict:

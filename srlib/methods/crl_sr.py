@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -236,15 +236,13 @@ def table_protocols(profile: Profile, data_root=None) -> dict[str, tuple[list, l
     keeps an evenly spaced subset of each table's settings.
     """
 
-    def sets_named(name):
-        return evaluation_sets(replace(profile, eval_sets=(name,)), data_root)
-
     scales, n = profile.crl.scales, profile.max_settings
     return {
         "Table 2": (evaluation_sets(profile, data_root),
                     [d for s in scales for d in subsample(preset("crl-sv", s), n)]),
-        "Table 3": (sets_named("Set5"), [d for s in scales for d in subsample(preset("crl-unseen", s), n)]),
-        "Table 4": (sets_named("Set14"),
+        "Table 3": (evaluation_sets(profile, data_root, ("Set5",)),
+                    [d for s in scales for d in subsample(preset("crl-unseen", s), n)]),
+        "Table 4": (evaluation_sets(profile, data_root, ("Set14",)),
                     subsample([d for d in preset("aniso9", 4) if d.noise > 0], n) if 4 in scales else []),
     }
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 import torch
@@ -365,7 +365,7 @@ def evaluate_tables(profile: Profile, models: dict, data_root=None, cache=None):
 
 def ablation_sets(profile: Profile, data_root=None):
     """PCL Table 4's test set: Set5 x4 (the embedded test set where Set5 is absent)."""
-    return evaluation_sets(replace(profile, eval_sets=("Set5",)), data_root)
+    return evaluation_sets(profile, data_root, ("Set5",))
 
 
 def evaluate_ablation(profile: Profile, models: dict, data_root=None, cache=None):
