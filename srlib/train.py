@@ -344,3 +344,11 @@ def model_upscaler(model: nn.Module, device: str | torch.device = "cpu") -> Call
     model.eval()
     return upscale
 
+
+def model_upscalers(models: dict[tuple[str, int], nn.Module]) -> dict[str, dict[int, Callable]]:
+    """``{(method, seed): model}`` -> ``{method: {seed: upscaler}}`` (:func:`model_upscaler`), the shape that
+    :func:`srlib.evaluate.measure` takes."""
+    methods: dict = {}
+    for (name, seed), model in models.items():
+        methods.setdefault(name, {})[seed] = model_upscaler(model)
+    return methods

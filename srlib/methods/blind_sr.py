@@ -78,6 +78,7 @@ from srlib.train import (
     TrainResult,
     build_model,
     model_upscaler,
+    model_upscalers,
     run_folder,
     source_fingerprint,
     train,
@@ -427,11 +428,7 @@ def table_sets(profile: Profile, data_root=None) -> list:
 
 
 def _by_method(models: dict, scale: int) -> dict:
-    methods: dict = {}
-    for (name, s, seed), model in models.items():
-        if s == scale:
-            methods.setdefault(name, {})[seed] = model_upscaler(model)
-    return methods
+    return model_upscalers({(name, seed): model for (name, s, seed), model in models.items() if s == scale})
 
 
 def evaluate_cdsr_table1(profile: Profile, models: dict, data_root=None, cache=None,

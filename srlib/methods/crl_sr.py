@@ -47,7 +47,7 @@ from srlib.train import (
     TrainConfig,
     TrainResult,
     build_model,
-    model_upscaler,
+    model_upscalers,
     run_folder,
     source_fingerprint,
     train,
@@ -291,9 +291,7 @@ def evaluate_tables(profile: Profile, models: dict, data_root=None, cache=None,
         parts = []
         for scale in sorted({d.scale for d in degs}):
             methods = {"Bicubic": {profile.seeds[0]: bicubic_upscaler(scale)}}
-            for (name, s, seed), model in models.items():
-                if s == scale:
-                    methods.setdefault(name, {})[seed] = model_upscaler(model)
+            methods.update(model_upscalers({(name, seed): m for (name, s, seed), m in models.items() if s == scale}))
             parts.append(measure(methods, sets, [d for d in degs if d.scale == scale], cache=cache,
                                  desc=f"CRL-SR {table} x{scale}"))
         measured = pd.concat(parts, ignore_index=True) if parts else None
@@ -315,8 +313,6 @@ def evaluate_ablation(profile: Profile, models: dict, data_root=None, cache=None
         (table with :data:`srlib.tables.TABLE_COLUMNS`, claims from :func:`ablation_claims`)
     """
     sets, degs = ablation_setting(profile, data_root)
-    methods = {}
-    for (key, seed), model in models.items():
-        methods.setdefault(VARIANTS[key].label, {})[seed] = model_upscaler(model)
+    methods = model_upscalers({(VARIANTS[key].label, seed): model for (key, seed), model in models.items()})
     measured = measure(methods, sets, degs, cache=cache, desc="CRL-SR Table 1")
     return paper_table(measured, "CRL-SR", "Table 1"), ablation_claims(measured)

@@ -43,6 +43,7 @@ from srlib.data import PatchSampler
 from srlib.degradation import Degradation
 from srlib.evaluate import bicubic_upscaler, evaluation_sets, measure, paper_table, perceptual_metrics
 from srlib.losses.pcl import dual_contrastive_d_loss, pcl_loss
+from srlib.metrics import LPIPS
 from srlib.profiles import PCLSizes, Profile
 from srlib.reference import load_reference
 from srlib.train import (
@@ -52,7 +53,7 @@ from srlib.train import (
     TrainResult,
     build_model,
     degraded_patches,
-    model_upscaler,
+    model_upscalers,
     run_folder,
     source_fingerprint,
     train,
@@ -354,9 +355,7 @@ def evaluate_tables(profile: Profile, models: dict, data_root=None, cache=None):
         ``(table2, table3, measurements)``: tables with :data:`srlib.tables.TABLE_COLUMNS` (paper rows we do not
         train keep the paper value only) and the tidy per-seed measurements.
     """
-    methods = {"Bicubic": {profile.seeds[0]: bicubic_upscaler(SCALE)}}
-    for (name, seed), model in models.items():
-        methods.setdefault(name, {})[seed] = model_upscaler(model)
+    methods = {"Bicubic": {profile.seeds[0]: bicubic_upscaler(SCALE)}, **model_upscalers(models)}
     measured = measure(methods, evaluation_sets(profile, data_root), [Degradation(SCALE)], cache=cache,
                        desc="PCL-SR Tables 2-3", extra_metrics=perceptual_metrics())
     return (paper_table(measured, "PCL-SR", "Table 2", ("psnr", "ssim")),
@@ -375,12 +374,8 @@ def evaluate_ablation(profile: Profile, models: dict, data_root=None, cache=None
     Returns:
         ``(table, measurements)``.
     """
-    methods = {}
-    for (name, seed), model in models.items():
-        methods.setdefault(name, {})[seed] = model_upscaler(model)
-    metrics = perceptual_metrics()
-    measured = measure(methods, ablation_sets(profile, data_root), [Degradation(SCALE)], cache=cache,
-                       desc="PCL-SR Table 4", extra_metrics={"lpips": metrics["lpips"]})
+    measured = measure(model_upscalers(models), ablation_sets(profile, data_root), [Degradation(SCALE)], cache=cache,
+                       desc="PCL-SR Table 4", extra_metrics={"lpips": LPIPS("alex")})
     return paper_table(measured, "PCL-SR", "Table 4", ("psnr", "lpips")), measured
 
 
