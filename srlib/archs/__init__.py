@@ -20,7 +20,21 @@ from srlib.archs.moco import MoCo
 from srlib.archs.pcl_embed import PCLDiscriminator
 from srlib.archs.rcan import RCAN
 
+ARCHITECTURES = {cls.__name__: cls for cls in (CRLSR, RCAN, EDSR, DASR, CDSR, PCLDiscriminator)}
+"""The trainable networks by class name: a run's ``run.json`` names its architecture by this key and its constructor
+keyword arguments, so :func:`build_arch` rebuilds the network (exported checkpoints and ``srlib upscale`` use it)."""
+
+
+def build_arch(name: str, kwargs: dict):
+    """The network ``ARCHITECTURES[name](**kwargs)``; a clear error for an unknown name."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; choose from {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[name](**kwargs)
+
+
 __all__ = [
+    "ARCHITECTURES",
+    "build_arch",
     "CDSR",
     "CRLSR",
     "CSC",
