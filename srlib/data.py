@@ -645,8 +645,8 @@ def sample_patches(images: Sequence[torch.Tensor], patch_size: int, n: int, gene
 class PatchSampler:
     """Training patches from a set decoded once.
 
-    Holds the images as (3, H, W) uint8 tensors (a quarter of the float memory) and yields (B, 3, P, P) float32
-    batches on the 0..255 scale. A batch depends only on the generator's state, so saving
+    Holds the images as (3, H, W) uint8 tensors (a quarter of the float memory, on the CPU) and yields (B, 3, P, P)
+    float32 batches on the 0..255 scale on ``device``. A batch depends only on the generator's state, so saving
     ``generator.get_state()`` with a checkpoint and restoring it resumes the same sequence of batches.
 
     Example:
@@ -656,7 +656,7 @@ class PatchSampler:
     """
 
     def __init__(self, images: Sequence[torch.Tensor | np.ndarray], patch_size: int, batch_size: int,
-                 augment: bool = True, names: Sequence[str] | None = None):
+                 augment: bool = True, names: Sequence[str] | None = None, device: str | torch.device = "cpu"):
         tensors = []
         for i, img in enumerate(images):
             if isinstance(img, np.ndarray):
@@ -673,6 +673,7 @@ class PatchSampler:
         self.patch_size = patch_size
         self.batch_size = batch_size
         self.augment = augment
+        self.device = torch.device(device)
 
     @classmethod
     def from_image_set(cls, image_set: ImageSet, patch_size: int, batch_size: int,
@@ -688,8 +689,9 @@ class PatchSampler:
         return len(self.images)
 
     def sample(self, generator: torch.Generator) -> torch.Tensor:
-        """One batch: (batch_size, 3, P, P) float32 on the 0..255 scale."""
-        return _draw_patches(self.images, self.patch_size, self.batch_size, generator, self.augment)
+        """One batch: (batch_size, 3, P, P) float32 on the 0..255 scale, on ``self.device`` (cropped on the CPU from
+        the generator's draws, then moved: the training device degrades it)."""
+        return _draw_patches(self.images, self.patch_size, self.batch_size, generator, self.augment).to(self.device)
 
     def batches(self, generator: torch.Generator, n_batches: int | None = None) -> Iterator[torch.Tensor]:
         """``n_batches`` batches (endless when None), each from :meth:`sample` with the same generator."""

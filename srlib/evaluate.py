@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from srlib import data as sdata
@@ -25,6 +26,7 @@ from srlib.degradation import Degradation, imresize, preset
 from srlib.imgutil import img2tensor, tensor2img
 from srlib.profiles import Profile, cache_dir
 from srlib.reference import load_reference
+from srlib.train import flush_denormals
 
 Upscaler = Callable[[torch.Tensor], torch.Tensor]
 ImageMetric = Callable[[np.ndarray, np.ndarray], float]
@@ -171,3 +173,23 @@ def bicubic_baseline(profile: Profile, data_root: str | os.PathLike | None = Non
     )
     reference = load_reference()
     return tables.compare_with_paper(tables.summarize(measured), reference[reference.method == "Bicubic"])
+
+
+def model_upscaler(model: nn.Module, device: str | torch.device = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+    """Wrap a [0, 1] model as an evaluation upscaler on the 0..255 scale (see :mod:`srlib.evaluate`)."""
+
+    def upscale(lr: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), flush_denormals():
+            return model(lr.to(device) / 255.0).clamp(0, 1).cpu() * 255.0
+
+    model.eval()
+    return upscale
+
+
+def model_upscalers(models: dict[tuple[str, int], nn.Module]) -> dict[str, dict[int, Callable]]:
+    """``{(method, seed): model}`` -> ``{method: {seed: upscaler}}`` (:func:`model_upscaler`), the shape that
+    :func:`srlib.evaluate.measure` takes."""
+    methods: dict = {}
+    for (name, seed), model in models.items():
+        methods.setdefault(name, {})[seed] = model_upscaler(model)
+    return methods

@@ -153,6 +153,8 @@ class Profile:
         crl: sizes of CRL-SR (notebooks 01, 02, 05).
         pcl: sizes of PCL-SR (notebooks 03, 05).
         blind: sizes of DASR and CDSR (notebooks 02, 04).
+        precision: training precision of every run (``"fp32"``; ``"bf16"``: autocast with float32 master weights,
+            :mod:`srlib.train`); ``srlib train --precision`` overrides it. Evaluation is always float32.
     """
 
     name: str
@@ -166,6 +168,7 @@ class Profile:
     crl: CRLSizes
     pcl: PCLSizes
     blind: BlindSizes
+    precision: str = "fp32"
 
     def to_dict(self) -> dict:
         return asdict(self)

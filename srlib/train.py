@@ -19,6 +19,24 @@ A method with a second, adversarially trained network (PCL-SR's discriminator) p
 iteration first takes one step of the critic on its own loss and Adam, then one step of the model (PCL-SR Fig. 1;
 the official trainer's order). The critic, its optimiser state and its loss terms are checkpointed and logged with
 the model's.
+
+**Devices, precision, processes** (``TrainConfig.precision`` / ``world_size`` are part of a run's identity; the
+device is not):
+
+* ``device``: every tensor of a step lives there: patches are cropped on the CPU from the images in memory (or from
+  a :mod:`srlib.streaming` loader), moved, then degraded on the device; random numbers are drawn on the CPU from
+  the run's generator and moved, so a CUDA run sees the same patches, degradations and noise as a CPU run.
+  CPU runs are bit-identical for the same seed. On CUDA, convolutions' backward passes use non-deterministic
+  atomics unless ``torch.use_deterministic_algorithms(True)`` is set (and ``CUBLAS_WORKSPACE_CONFIG=:4096:8``):
+  the same seed then gives the same batches and nearly, not exactly, the same weights.
+* ``precision="bf16"``: the forward passes and losses run under ``torch.autocast`` in bfloat16 with float32 master
+  weights, Adam state and gradients; the model is kept ``channels_last`` (oneDNN's and cuDNN's fast layout).
+  Evaluation is always float32.
+* ``world_size > 1``: one run trained by several processes started by ``torchrun``
+  (:func:`srlib.distributed.init`): ``torch.nn.parallel.DistributedDataParallel`` all-reduces the gradients; each
+  rank draws ``batch_size / world_size`` samples from its own generator (:func:`rank_seed`), so the global batch is
+  the concatenation of the ranks' batches; rank 0 writes the checkpoint (with every rank's generator state) and the
+  log (terms averaged over the ranks); every rank resumes from it.
 """
 
 from __future__ import annotations
@@ -29,13 +47,15 @@ import inspect
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from srlib.data import PatchSampler
@@ -58,6 +78,9 @@ def flush_denormals():
         torch.set_flush_denormal(False)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 class TrainingDiverged(FloatingPointError):
     """A loss term became NaN or Inf."""
 
@@ -78,6 +101,9 @@ class TrainConfig:
         seed: seeds the generator and the weight initialisation.
         checkpoint_every: steps between checkpoints.
         grad_clip: clip the gradient norm to this value (None: no clipping).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast with float32 master weights; see the module docstring).
+        world_size: processes training the run together (DDP under torchrun); ``batch_size`` is the global batch
+            and must be a multiple of it.
     """
 
     scale: int
@@ -90,16 +116,28 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     grad_clip: float | None = None
+    precision: str = "fp32"
+    world_size: int = 1
 
     def __post_init__(self):
-        for name in ("scale", "iterations", "batch_size", "lr_patch", "checkpoint_every"):
+        for name in ("scale", "iterations", "batch_size", "lr_patch", "checkpoint_every", "world_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.batch_size % self.world_size:
+            raise ValueError(f"TrainConfig.batch_size ({self.batch_size}) must be a multiple of world_size "
+                             f"({self.world_size}): every process draws the same share of the batch")
         if self.degradations is not None and self.degradations.scale != self.scale:
             raise ValueError(f"degradations are for scale {self.degradations.scale}, training scale is {self.scale}")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
+
+    @property
+    def local_batch_size(self) -> int:
+        """Samples each process draws per step (``batch_size / world_size``)."""
+        return self.batch_size // self.world_size
 
 
 @dataclass
@@ -177,20 +215,85 @@ class TrainResult:
         return self.run_dir / "losses.csv"
 
 
-def _save_checkpoint(path: Path, model, opt, sched, step: int, g: torch.Generator, cfg: TrainConfig,
+def rank_seed(seed: int, rank: int, world_size: int) -> int:
+    """The seed of rank ``rank``'s generator: ``seed`` itself for a single process (so one-process runs are what
+    they always were), else a distinct stream per rank derived from ``(seed, rank)``."""
+    return seed if world_size == 1 else int.from_bytes(hashlib.sha256(f"{seed}/{rank}".encode()).digest()[:7], "big")
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, or (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _Objective(nn.Module):
+    """``loss_fn(module, batch)`` as the forward of a module, so that DistributedDataParallel can wrap a whole step
+    (the methods call ``forward_train`` and friends, not ``forward``). ``other`` is a network the loss reads but does
+    not train (the critic's view of the SR model): held outside the module's parameters."""
+
+    def __init__(self, module: nn.Module, loss_fn: Callable, other: nn.Module | None = None):
+        super().__init__()
+        self.module = module
+        self.loss_fn = loss_fn
+        self.__dict__["other"] = other
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.other is None:
+            return self.loss_fn(self.module, batch)
+        return self.loss_fn(self.module, self.other, batch)
+
+
+def _wrap(objective: _Objective, device: torch.device, world_size: int) -> nn.Module:
+    if world_size == 1:
+        return objective
+    return DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
+                                   broadcast_buffers=False)
+
+
+def _gather_generators(g: torch.Generator, world_size: int) -> list[torch.Tensor]:
+    """Every rank's generator state (uint8 tensors, rank order): what a checkpoint stores to resume all of them."""
+    state = g.get_state()
+    if world_size == 1:
+        return [state]
+    states: list = [None] * world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
+def _average_gradients(module: nn.Module, world_size: int) -> None:
+    """Average the critic's gradients over the processes (``torch.distributed.all_reduce``). The critic is not
+    wrapped in DistributedDataParallel because the model's step also back-propagates through it (PCL-SR's L_CL),
+    which would fire DDP's reduction hooks out of turn; its gradients are reduced once, after its own step."""
+    if world_size == 1:
+        return
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad.div_(world_size)
+
+
+def _save_checkpoint(path: Path, model, opt, sched, step: int, generators: list[torch.Tensor], cfg: TrainConfig,
                      critic: Critic | None = None, critic_opt=None) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict() if sched else None,
         "step": step,
-        "generator": g.get_state(),
+        "generator": generators[0],
+        "generators": generators,
         "config": cfg.to_dict(),
         "critic": critic.module.state_dict() if critic else None,
         "critic_optimizer": critic_opt.state_dict() if critic else None,
     }
     with atomic_write(path) as f:
         torch.save(state, f)
+
+
+def _load_checkpoint(path: Path, device) -> dict:
+    """The checkpoint at ``path``, loaded without executing code (``weights_only=True``)."""
+    return torch.load(path, map_location=device, weights_only=True)
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -204,10 +307,19 @@ def _truncate_log(path: Path, step: int) -> None:
         csv.writer(f, lineterminator="\n").writerows(keep)
 
 
+def _mean_over_ranks(terms: dict[str, torch.Tensor], world_size: int) -> dict[str, torch.Tensor]:
+    """The logged value of every term: its mean over the processes (the local value for one process)."""
+    if world_size == 1 or not terms:
+        return {k: v.detach() for k, v in terms.items()}
+    flat = torch.stack([v.detach().float() for v in terms.values()])
+    dist.all_reduce(flat)
+    return dict(zip(terms, flat / world_size, strict=True))
+
+
 def train(
     model: nn.Module,
     loss_fn: Callable[[nn.Module, Batch], dict[str, torch.Tensor]],
-    images: Sequence[torch.Tensor],
+    images,
     cfg: TrainConfig,
     run_dir: str | os.PathLike,
     make_batch: Callable[[PatchSampler, TrainConfig, torch.Generator], Batch] = degraded_patches,
@@ -223,32 +335,49 @@ def train(
         model: built with :func:`build_model` from ``cfg.seed``; moved to ``device``.
         loss_fn: ``loss_fn(model, batch) -> {term: scalar}``; the terms are summed (weights applied inside), except
             diagnostics named ``_...``, which are only logged.
-        images: training HR images, (3, H, W) uint8 or float 0..255 tensors (at least ``lr_patch * scale`` pixels).
+        images: training HR images, (3, H, W) uint8 or float 0..255 tensors (at least ``lr_patch * scale`` pixels),
+            or a :class:`srlib.streaming.StreamingImages` (image files read by DataLoader workers).
         cfg: the run's configuration; a checkpoint made with another configuration is an error.
         run_dir: folder for ``checkpoint.pt``, ``losses.csv`` and ``config.json``.
         make_batch: batch constructor (methods with other batch layouts, e.g. pairs of patches, pass their own).
         max_steps: stop after this step (saving a checkpoint), to split a run; None runs to ``cfg.iterations``.
+        device: where the step runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
         critic: a network stepped before the model in every iteration (:class:`Critic`); trained in place.
 
     Returns:
         :class:`TrainResult` with the trained model and the number of steps run in this call.
     """
+    from srlib.streaming import StreamingImages
+
+    device = torch.device(device)
+    rank, world_size = _world()
+    if world_size != cfg.world_size:
+        raise ValueError(f"the run is configured for world_size={cfg.world_size} but {world_size} process(es) run "
+                         f"it; start it with `torchrun --nproc_per_node {cfg.world_size}` or change the spec")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = run_dir / "checkpoint.pt", run_dir / "losses.csv"
+    bf16 = cfg.precision == "bf16"
     model.to(device)
+    if bf16:
+        model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_halve_every, 0.5) if cfg.lr_halve_every else None
     critic_opt = None
     if critic:
         critic.module.to(device)
+        if bf16:
+            critic.module.to(memory_format=torch.channels_last)
         critic_opt = torch.optim.Adam(critic.module.parameters(), lr=critic.lr, betas=(0.9, 0.999), eps=1e-8)
-    g = torch.Generator().manual_seed(cfg.seed)
-    sampler = PatchSampler(list(images), cfg.lr_patch * cfg.scale, cfg.batch_size)
+    g = torch.Generator().manual_seed(rank_seed(cfg.seed, rank, world_size))
+    patch = cfg.lr_patch * cfg.scale
+    stream = images if isinstance(images, StreamingImages) else None
+    sampler = None if stream else PatchSampler(list(images), patch, cfg.local_batch_size, device=device)
     start = 0
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = _load_checkpoint(ckpt_path, device)
         if state["config"] != cfg.to_dict():
             raise ValueError(f"{ckpt_path} was made with another configuration: {state['config']} != "
                              f"{cfg.to_dict()}; use another run_dir or delete it")
@@ -256,34 +385,50 @@ def train(
         opt.load_state_dict(state["optimizer"])
         if sched:
             sched.load_state_dict(state["scheduler"])
-        g.set_state(state["generator"])
+        g.set_state(state.get("generators", [state["generator"]])[rank].cpu())
         if critic:
             critic.module.load_state_dict(state["critic"])
             critic_opt.load_state_dict(state["critic_optimizer"])
         start = state["step"]
-        _truncate_log(log_path, start)
-    else:
+        if rank == 0:
+            _truncate_log(log_path, start)
+    elif rank == 0:
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     stop = min(cfg.iterations, max_steps) if max_steps is not None else cfg.iterations
     last_checkpoint = start
     model.train()
+    step_model = _wrap(_Objective(model, loss_fn), device, world_size)
+    step_critic = _Objective(critic.module, critic.loss_fn, model) if critic else None
     if critic:
         critic.module.train()
+
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    tiles = stream.loader(patch, cfg.local_batch_size, rank_seed(cfg.seed, rank, world_size), start, stop) \
+        if stream else None
     t0 = time.perf_counter()
-    with open(log_path, "a", newline="") as writer_file, flush_denormals():
+    writer_file = open(log_path, "a", newline="") if rank == 0 else open(os.devnull, "w")  # noqa: SIM115
+    with writer_file, flush_denormals():
         writer = csv.writer(writer_file, lineterminator="\n")
-        header_written = log_path.stat().st_size > 0
-        bar = tqdm(range(start, stop), initial=start, total=cfg.iterations, desc=desc, disable=not progress)
+        header_written = rank != 0 or log_path.stat().st_size > 0
+        bar = tqdm(range(start, stop), initial=start, total=cfg.iterations, desc=desc,
+                   disable=not progress or rank != 0)
         for step in bar:
+            if tiles is not None:
+                sampler = PatchSampler(next(tiles), patch, cfg.local_batch_size, device=device)
             batch = make_batch(sampler, cfg, g)
             batch.lr, batch.hr = batch.lr.to(device), batch.hr.to(device)
             critic_terms = {}
             if critic:
-                critic_terms = _checked(critic.loss_fn(critic.module, model, batch), step, ckpt_path, last_checkpoint)
+                with autocast():
+                    critic_terms = _checked(step_critic(batch), step, ckpt_path, last_checkpoint)
                 critic_opt.zero_grad(set_to_none=True)
                 _optimised_sum(critic_terms).backward()
+                _average_gradients(critic.module, world_size)
                 critic_opt.step()
-            terms = _checked(loss_fn(model, batch), step, ckpt_path, last_checkpoint)
+            with autocast():
+                terms = _checked(step_model(batch), step, ckpt_path, last_checkpoint)
             total = _optimised_sum(terms)
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -293,17 +438,22 @@ def train(
             opt.step()
             if sched:
                 sched.step()
-            logged = {**critic_terms, **terms}
+            logged = _mean_over_ranks({**critic_terms, **terms, "total": total}, world_size)
+            total_logged = logged.pop("total")
             if not header_written:
                 writer.writerow(["step", *logged, "total", "lr", "seconds"])
                 header_written = True
-            writer.writerow([step + 1, *(f"{v.item():.6g}" for v in logged.values()), f"{total.item():.6g}",
+            writer.writerow([step + 1, *(f"{v.item():.6g}" for v in logged.values()), f"{total_logged.item():.6g}",
                              f"{lr_now:.6g}", f"{time.perf_counter() - t0:.3f}"])
             if (step + 1) % 10 == 0:
                 bar.set_postfix({k: f"{v.item():.4f}" for k, v in logged.items()}, refresh=False)
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop:
                 writer_file.flush()
-                _save_checkpoint(ckpt_path, model, opt, sched, step + 1, g, cfg, critic, critic_opt)
+                generators = _gather_generators(g, world_size)
+                if rank == 0:
+                    _save_checkpoint(ckpt_path, model, opt, sched, step + 1, generators, cfg, critic, critic_opt)
+                if world_size > 1:
+                    dist.barrier()
                 last_checkpoint = step + 1
         bar.close()
     model.eval()
@@ -332,23 +482,3 @@ def load_losses(run_dir: str | os.PathLike):
     import pandas as pd
 
     return pd.read_csv(Path(run_dir) / "losses.csv")
-
-
-def model_upscaler(model: nn.Module, device: str | torch.device = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
-    """Wrap a [0, 1] model as an evaluation upscaler on the 0..255 scale (see :mod:`srlib.evaluate`)."""
-
-    def upscale(lr: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), flush_denormals():
-            return model(lr.to(device) / 255.0).clamp(0, 1).cpu() * 255.0
-
-    model.eval()
-    return upscale
-
-
-def model_upscalers(models: dict[tuple[str, int], nn.Module]) -> dict[str, dict[int, Callable]]:
-    """``{(method, seed): model}`` -> ``{method: {seed: upscaler}}`` (:func:`model_upscaler`), the shape that
-    :func:`srlib.evaluate.measure` takes."""
-    methods: dict = {}
-    for (name, seed), model in models.items():
-        methods.setdefault(name, {})[seed] = model_upscaler(model)
-    return methods

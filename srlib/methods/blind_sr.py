@@ -1,33 +1,5 @@
-"""DASR and CDSR, the blind-SR baselines (notebook 04; the DASR rows of CRL-SR Tables 2-4 in notebook 02).
-
-Networks: :class:`srlib.archs.DASR` and :class:`srlib.archs.cdsr.CDSR` sized by ``profile.blind``. Both learn a
-degradation embedding with MoCo (queue, momentum key encoder, T = 0.07) from pairs of LR patches.
-
-**Pairs** (:func:`pair_batch`). Per training image two LR patches, the *query* (the SR target is its HR patch) and
-the *positive key*, chosen as in CDSR Table 1 (:data:`POSITIVES`):
-
-* ``"C&D"``: the same image (same augmentation, another random position) under the same degradation: DASR's and
-  CDSR's choice (DASR ``SRMDPreprocessing``: one kernel and one noise level per image, shared by its two patches;
-  the noise itself is drawn per patch);
-* ``"D"``: another training image (another random one, never the query's when there are two or more) under the same
-  degradation;
-* ``"C"``: the same image under an independently drawn degradation.
-
-**Training protocols** (:data:`PROTOCOLS`, :func:`training_space`), both on our trainer and MATLAB conventions:
-
-* ``"dasr"`` (ours = DASR's, DESIGN.md): isotropic widths in DASR's per-scale range, MATLAB bicubic, noise
-  U[0, ``noise``] (``noise=0``: noise-free, as DASR Table 2's models; ``noise=25``: DASR's noisy models and CRL-SR's
-  training distribution);
-* ``"cdsr"`` (CDSR's code, ``research/methods.md`` 1.2): anisotropic kernels with *variances* l1 ~ U[range],
-  l2 ~ U[low, l1], theta ~ U[0, 180) (range [0.175 s, 2.5 s], :func:`srlib.degradation.cdsr_variance_range`),
-  kernels shifted for s-fold decimation, noise U[0, ``noise``] with a 20% probability of a clean sample.
-
-**Schedules.** DASR: an encoder-only stage (``warmup_iterations`` at ``warmup_lr``, contrastive loss only, the SR
-network frozen; DASR ``epochs_encoder``: 1e-3 then x0.1 at 60% of the stage, here halved once at 60% because the
-trainer's schedule halves) and then the joint stage (L1 + contrastive, ``iterations`` at ``lr`` halved every third),
-started from the first stage's weights, queue and key encoder. The stages are two runs of the trainer with their
-own folders (each resumes bit-identically; the second is keyed by the first's specification). CDSR: the joint
-stage from the start (``epochs_encoder = -1``). Contrastive weight 1 in both.
+"""DASR's and CDSR's tables, embeddings and claims: what is measured on the runs of :mod:`srlib.recipes.blind_sr`
+(training protocols, pairs and schedules are documented there).
 
 **Test data of CDSR's tables** (never released): :func:`srlib.degradation.cdsr_test_kernels`, 9 seeded kernels per
 scale drawn from CDSR's training ranges (s-fold, variances), noise 0 and, at x4, 15; every test image is degraded by
@@ -45,292 +17,27 @@ CDSR's protocol; :func:`evaluate_cdsr_table1` does the same.
 
 from __future__ import annotations
 
-import inspect
-import json
-import math
-import os
 from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from srlib import embeddings as E
-from srlib.archs.cdsr import CDSR
-from srlib.archs.dasr import DASR
-from srlib.data import PatchSampler, crop_patches
-from srlib.degradation import (
-    CDSR_CLEAN_PROB,
-    CDSR_TEST_NOISE,
-    DegradationSpace,
-    apply_batch,
-    cdsr_variance_range,
-    preset,
-)
-from srlib.evaluate import bicubic_upscaler, evaluation_sets, measure, paper_table
-from srlib.profiles import BlindSizes, Profile, subsample
+from srlib.degradation import CDSR_TEST_NOISE, preset
+from srlib.evaluate import bicubic_upscaler, evaluation_sets, measure, model_upscaler, model_upscalers, paper_table
+from srlib.profiles import Profile, subsample
+from srlib.recipes.blind_sr import POSITIVES, PROTOCOLS, RUNS, run_name, training_space
 from srlib.reference import load_reference
-from srlib.train import (
-    Batch,
-    TrainConfig,
-    TrainResult,
-    build_model,
-    model_upscaler,
-    model_upscalers,
-    run_folder,
-    source_fingerprint,
-    train,
-)
-
-PROTOCOLS = ("dasr", "cdsr")
-POSITIVES = {
-    "C&D": "same image, same degradation",
-    "D": "different images, same degradation",
-    "C": "same image, different degradation",
-}
-"""CDSR Table 1's choices of the positive key (the row names of the table)."""
-
-DEFAULT_NOISE = {"dasr": 0.0, "cdsr": 15.0}
-"""Maximum training noise of each protocol when ``noise`` is not given: DASR Table 2's models are noise-free; our
-CDSR-protocol models serve both noise levels of CDSR Table 2 (0 and 15; 20% of their samples are clean). Pass
-``noise=25.0`` with ``protocol="dasr"`` for DASR's noisy models (CRL-SR's training distribution)."""
+from srlib.train import TrainResult
 
 ACC_DATASET = "embedding"
 """The ``dataset`` of CDSR Table 1's accuracy cells (patches of all test sets pooled, see the module docstring)."""
 
-CONTRASTIVE_WEIGHT = 1.0
-
-STAGES_FILE = "stages.json"
-"""Written into a DASR joint-stage run folder: the names of the run folders trained before it (the warm-up)."""
-
 CURVE_LABELS = {"l1": "L1(SR, HR)", "contrastive": "contrastive (MoCo InfoNCE)",
                 "_top1": "positive key ranked first (fraction)"}
 """Readable names of the loss-log columns of DASR / CDSR runs (for :func:`srlib.viz.plot_training_curves`)."""
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Training distributions and pairs
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def training_space(protocol: str, scale: int, noise: float | None = None) -> DegradationSpace:
-    """The training degradation distribution of a protocol (:data:`PROTOCOLS`) at ``scale``.
-
-    Args:
-        noise: maximum noise level (0..255 scale): U[0, noise] per image; None = :data:`DEFAULT_NOISE`.
-    """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown training protocol {protocol!r}; choose from {PROTOCOLS}")
-    noise = DEFAULT_NOISE[protocol] if noise is None else float(noise)
-    if protocol == "dasr":
-        return DegradationSpace(scale, kernel="iso", noise_range=(0.0, noise))
-    return DegradationSpace(scale, kernel="aniso", aniso_range=cdsr_variance_range(scale), noise_range=(0.0, noise),
-                            clean_prob=CDSR_CLEAN_PROB, resize="sfold", convention="cdsr")
-
-
-def pair_batch(space: DegradationSpace, positive: str = "C&D"):
-    """Batch constructor of DASR / CDSR: per image a query patch and its positive key (see :data:`POSITIVES`).
-
-    Draw order (all from the run's generator, the same for every choice of positive, so the three choices see the
-    same query patches and degradations): image indices (B), offsets to another image (B), query top/left and key
-    top/left positions (4 x B, float64), query and other-image dihedral transforms (2 x B), the query degradations
-    (B), a second set of degradations (B, used by "C"), then the noise of the 2B LR patches.
-
-    Returns:
-        ``make(sampler, cfg, g) -> Batch`` with ``lr``/``hr`` the query patches (B, 3, p, p) / (B, 3, ps, ps) in
-        [0, 1], ``degradations`` the query's, and ``extras``: ``lr_key`` (B, 3, p, p), ``hr_key``,
-        ``key_degradations``, ``image`` and ``key_image`` (the training-image indices).
-    """
-    if positive not in POSITIVES:
-        raise ValueError(f"unknown positive {positive!r}; choose from {list(POSITIVES)}")
-
-    def make(sampler: PatchSampler, cfg: TrainConfig, g: torch.Generator) -> Batch:
-        images, p, b = sampler.images, sampler.patch_size, sampler.batch_size
-        n = len(images)
-        idx = torch.randint(n, (b,), generator=g)
-        offset = torch.randint(max(1, n - 1), (b,), generator=g)
-        other = (idx + 1 + offset) % n if n > 1 else idx
-        u = torch.rand(4, b, generator=g, dtype=torch.float64)
-        ts = torch.randint(8, (2, b), generator=g) if sampler.augment else torch.zeros(2, b, dtype=torch.int64)
-        degs_q = space.sample_batch(b, g)
-        degs_other = space.sample_batch(b, g)
-        key_idx, key_t = (other, ts[1]) if positive == "D" else (idx, ts[0])
-        degs_k = degs_other if positive == "C" else degs_q
-        hr_q = crop_patches(images, p, idx, u[0], u[1], ts[0])
-        hr_k = crop_patches(images, p, key_idx, u[2], u[3], key_t)
-        lr = apply_batch(torch.cat([hr_q, hr_k]), degs_q + degs_k, g) / 255.0
-        batch = Batch(lr[:b].contiguous(), hr_q / 255.0, degs_q, g)
-        batch.extras.update(lr_key=lr[b:].contiguous(), hr_key=hr_k / 255.0, key_degradations=degs_k, image=idx,
-                            key_image=key_idx)
-        return batch
-
-    return make
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Losses
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _top1(logits: torch.Tensor) -> torch.Tensor:
-    """Fraction of queries whose positive key beats every queued negative (a diagnostic)."""
-    return (logits.detach().argmax(dim=1) == 0).float().mean()
-
-
-def encoder_loss(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-    """DASR's first stage: MoCo's InfoNCE on (query, key) only (``forward_encoder``: momentum update, enqueue)."""
-    out = model.forward_encoder(batch.lr, batch.extras["lr_key"].to(batch.lr.device))
-    return {"contrastive": model.contrastive_loss(out["logits"], out["labels"]), "_top1": _top1(out["logits"])}
-
-
-def joint_loss(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-    """Joint stage (DASR's second, CDSR's only): L1(SR(query), HR) + 1.0 * InfoNCE (``forward_train``)."""
-    out = model.forward_train(batch.lr, batch.extras["lr_key"].to(batch.lr.device))
-    return {
-        "l1": F.l1_loss(out["sr"], batch.hr),
-        "contrastive": CONTRASTIVE_WEIGHT * model.contrastive_loss(out["logits"], out["labels"]),
-        "_top1": _top1(out["logits"]),
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Models and runs
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def dasr_factory(scale: int, sizes: BlindSizes):
-    """DASR at the profile's size: ``dasr_groups`` x ``dasr_blocks`` DA blocks of ``n_feats`` channels, encoder width
-    ``enc_feats`` (fea = 4 x enc_feats), MoCo queue ``queue_size`` (paper: 5 x 5 x 64, 64, 8192)."""
-    return lambda: DASR(scale, sizes.n_feats, sizes.dasr_groups, sizes.dasr_blocks, enc_feats=sizes.enc_feats,
-                        queue_size=sizes.queue_size)
-
-
-def cdsr_factory(scale: int, sizes: BlindSizes):
-    """CDSR at the profile's size: ``cdsr_blocks`` RRDB-SFT blocks of ``n_feats`` channels with RDB growth
-    n_feats / 2, LPE width ``enc_feats`` and embedding 4 x enc_feats, codebook ``codebook_size`` (paper: 10 blocks,
-    64 channels, growth 32, LPE 64, embedding 256, L = 1024, K = 8192)."""
-    return lambda: CDSR(scale, sizes.n_feats, sizes.cdsr_blocks, growth=max(1, sizes.n_feats // 2),
-                        enc_feats=sizes.enc_feats, emb_dim=4 * sizes.enc_feats, codebook_size=sizes.codebook_size,
-                        queue_size=sizes.queue_size)
-
-
-def code_fingerprint() -> str:
-    """:func:`srlib.train.source_fingerprint` of everything that shapes a trained DASR / CDSR."""
-    import srlib.archs.cdsr
-    import srlib.archs.common
-    import srlib.archs.dasr
-    import srlib.archs.moco
-    import srlib.data
-    import srlib.degradation
-    import srlib.train
-
-    return source_fingerprint(srlib.archs.common, srlib.archs.moco, srlib.archs.dasr, srlib.archs.cdsr, srlib.data,
-                              srlib.degradation, srlib.train, inspect.getmodule(code_fingerprint))
-
-
-def _slug(positive: str) -> str:
-    return {"C&D": "cd", "D": "d", "C": "c"}[positive]
-
-
-def _training_sizes(s: BlindSizes) -> dict:
-    """The sizes that shape a trained model (evaluation-only fields, ``eval_*``, do not enter a run's key)."""
-    return {k: v for k, v in asdict(s).items() if not k.startswith("eval_")}
-
-
-def _check_sizes(s: BlindSizes) -> None:
-    if s.queue_size % s.batch_size:
-        raise ValueError(f"profile.blind: the MoCo queue ({s.queue_size}) must be a multiple of the batch size "
-                         f"({s.batch_size})")
-
-
-def _joint_config(s: BlindSizes, scale: int, space: DegradationSpace, seed: int) -> TrainConfig:
-    return TrainConfig(scale=scale, iterations=s.iterations, batch_size=s.batch_size, lr_patch=s.lr_patch, lr=s.lr,
-                       lr_halve_every=max(1, s.iterations // 3), degradations=space, seed=seed,
-                       checkpoint_every=max(1, s.iterations // 5))
-
-
-def train_dasr(profile: Profile, scale: int, seed: int, images: list[torch.Tensor], runs: str | os.PathLike,
-               train_label: str = "", progress: bool = True, protocol: str = "dasr", positive: str = "C&D",
-               noise: float | None = None, max_steps: int | None = None) -> TrainResult:
-    """Train (or load, when trained before with the same specification and code) DASR in its two stages.
-
-    Stage 1 (``warmup_iterations`` > 0): the SR network is frozen and the encoder learns from the contrastive loss
-    alone at ``warmup_lr`` (halved once at 60% of the stage). Stage 2: everything trains on L1 + contrastive at
-    ``lr`` halved every third of ``iterations``, from stage 1's weights, queue and key encoder, with the generator
-    seeded ``10_000 + seed`` (other patches than stage 1's). Both stages are cached runs of
-    :func:`srlib.train.train` (``runs/dasr-...-warmup-...`` and ``runs/dasr-...-joint-...``); a finished or
-    interrupted run resumes bit-identically.
-
-    Args:
-        profile: sizes from ``profile.blind``.
-        images: training HR images (:func:`srlib.methods.crl_sr.training_images`).
-        runs: folder of the runs.
-        protocol, noise: training distribution (:func:`training_space`); CRL-SR's tables use ``protocol="dasr",
-            noise=25.0``.
-        positive: the positive key (:data:`POSITIVES`).
-        max_steps: stop after this many steps of the two stages together (stage 1 first), keeping a checkpoint;
-            the next call resumes. The returned model is then unfinished.
-
-    Returns:
-        :class:`srlib.train.TrainResult` of the last stage run (usable with :func:`srlib.train.model_upscaler`).
-    """
-    s = profile.blind
-    _check_sizes(s)
-    space = training_space(protocol, scale, noise)
-    factory = dasr_factory(scale, s)
-    make_batch = pair_batch(space, positive)
-    tag = f"dasr-{protocol}-n{space.noise_range[1]:g}-{_slug(positive)}-x{scale}-s{seed}"
-    base = {"method": "dasr", "protocol": protocol, "positive": positive, "sizes": _training_sizes(s),
-            "data": train_label, "code": code_fingerprint()}
-    joint_cfg = _joint_config(s, scale, space, 10_000 + seed)
-    warm_cfg = None
-    if s.warmup_iterations > 0:
-        warm_cfg = TrainConfig(scale=scale, iterations=s.warmup_iterations, batch_size=s.batch_size,
-                               lr_patch=s.lr_patch, lr=s.warmup_lr,
-                               lr_halve_every=max(1, math.ceil(0.6 * s.warmup_iterations)), degradations=space,
-                               seed=seed, checkpoint_every=max(1, s.warmup_iterations // 5))
-    warm_spec = {**base, "stage": "warmup", "train": warm_cfg.to_dict() if warm_cfg else None}
-    joint_dir = run_folder(runs, f"{tag}-joint", {**base, "stage": "joint", "train": joint_cfg.to_dict(),
-                                                   "after": warm_spec})
-    model = build_model(factory, seed)
-    warm_dir = run_folder(runs, f"{tag}-warmup", warm_spec) if warm_cfg else None
-    joint_dir.mkdir(parents=True, exist_ok=True)
-    (joint_dir / STAGES_FILE).write_text(json.dumps([warm_dir.name] if warm_dir else []) + "\n")
-    warm_steps = 0
-    if warm_cfg is not None and not (joint_dir / "checkpoint.pt").exists():
-        model.sr_net.requires_grad_(False)
-        warm = train(model, encoder_loss, images, warm_cfg, warm_dir,
-                     make_batch=make_batch, max_steps=max_steps, progress=progress,
-                     desc=f"DASR {protocol} {positive} x{scale} s{seed}: encoder")
-        model.sr_net.requires_grad_(True)
-        warm_steps = warm.steps_run
-        if max_steps is not None and max_steps <= s.warmup_iterations:
-            return warm
-        max_steps = None if max_steps is None else max_steps - s.warmup_iterations
-    result = train(model, joint_loss, images, joint_cfg, joint_dir, make_batch=make_batch, max_steps=max_steps,
-                   progress=progress, desc=f"DASR {protocol} {positive} x{scale} s{seed}: joint")
-    result.steps_run += warm_steps
-    return result
-
-
-def train_cdsr(profile: Profile, scale: int, seed: int, images: list[torch.Tensor], runs: str | os.PathLike,
-               train_label: str = "", progress: bool = True, protocol: str = "cdsr", positive: str = "C&D",
-               noise: float | None = None, max_steps: int | None = None) -> TrainResult:
-    """Train (or load) CDSR: joint L1 + contrastive from the first step (CDSR's ``epochs_encoder = -1``), ``lr``
-    halved every third of ``iterations``; one cached run ``runs/cdsr-...``. Arguments as :func:`train_dasr`."""
-    s = profile.blind
-    _check_sizes(s)
-    space = training_space(protocol, scale, noise)
-    cfg = _joint_config(s, scale, space, seed)
-    spec = {"method": "cdsr", "protocol": protocol, "positive": positive, "sizes": _training_sizes(s),
-            "data": train_label, "code": code_fingerprint(), "stage": "joint", "train": cfg.to_dict()}
-    model = build_model(cdsr_factory(scale, s), seed)
-    tag = f"cdsr-{protocol}-n{space.noise_range[1]:g}-{_slug(positive)}-x{scale}-s{seed}"
-    return train(model, joint_loss, images, cfg, run_folder(runs, tag, spec),
-                 make_batch=pair_batch(space, positive), max_steps=max_steps, progress=progress,
-                 desc=f"CDSR {protocol} {positive} x{scale} s{seed}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -531,62 +238,34 @@ def evaluate_dasr_table2(profile: Profile, models: dict, data_root=None, cache=N
 # The runs of notebook 04
 # ---------------------------------------------------------------------------------------------------------------------
 
-RUNS = {
-    "DASR-iso": "DASR, our protocol (isotropic, MATLAB bicubic, noise-free): DASR Table 2",
-    "DASR": "DASR, CDSR's protocol (anisotropic variances, s-fold, noise U[0, 15] with 20% clean), C&D positives: "
-            "CDSR Table 2's DASR row and Table 1's C&D row",
-    "CDSR": "CDSR, CDSR's protocol: CDSR Table 2's CDSR row",
-    "DASR D": "DASR, CDSR's protocol, positives from another image (same degradation): CDSR Table 1 (x4 only)",
-    "DASR C": "DASR, CDSR's protocol, positives under another degradation (same image): CDSR Table 1 (x4 only)",
-}
-"""The runs :func:`train_blind_runs` trains per scale and seed, and what each is for."""
-
-
-def train_blind_runs(profile: Profile, runs: str | os.PathLike, data_root=None, progress: bool = True) -> dict:
-    """Train (or load) every run of notebook 04 (:data:`RUNS`) for ``profile.blind.scales`` x ``profile.seeds``.
-
-    Returns:
-        {(run name, scale, seed): TrainResult}; the Table 1 runs ("DASR D", "DASR C") only at x4.
-    """
-    from srlib.methods.crl_sr import training_images
-
-    out = {}
-    for scale in profile.blind.scales:
-        label, images = training_images(profile, profile.blind.lr_patch * scale, data_root)
-        if progress:
-            print(f"x{scale}: training on {label}")
-        for seed in profile.seeds:
-            args = (profile, scale, seed, images, runs, label, progress)
-            out["DASR-iso", scale, seed] = train_dasr(*args, protocol="dasr")
-            out["DASR", scale, seed] = train_dasr(*args, protocol="cdsr")
-            out["CDSR", scale, seed] = train_cdsr(*args, protocol="cdsr")
-            if scale == 4:
-                for positive in ("D", "C"):
-                    out[f"DASR {positive}", scale, seed] = train_dasr(*args, protocol="cdsr", positive=positive)
-    return out
+def by_name(trained: dict) -> dict:
+    """``{RunId: TrainResult}`` of blind runs -> ``{(run name, scale, seed): TrainResult}`` with the names of
+    :data:`srlib.recipes.blind_sr.RUNS` ("DASR-iso", "DASR", "CDSR", "DASR D", "DASR C", "DASR-n25")."""
+    return {(run_name(k), k.scale, k.seed): r for k, r in trained.items() if k.paper == "blind"}
 
 
 def table_models(trained: dict, table: str) -> dict:
-    """The models of one table from :func:`train_blind_runs`'s runs, keyed as the table's function expects:
+    """The models of one table from the blind runs (``{RunId: TrainResult}``), keyed as the table's function expects:
     ``"cdsr1"`` {(positive, seed)}, ``"cdsr2"`` {("DASR" | "CDSR", scale, seed)}, ``"dasr2"`` {(scale, seed)}."""
+    named = by_name(trained)
     if table == "cdsr1":
         names = {"DASR": "C&D", "DASR D": "D", "DASR C": "C"}
-        return {(names[n], seed): r.model for (n, s, seed), r in trained.items() if n in names and s == 4}
+        return {(names[n], seed): r.model for (n, s, seed), r in named.items() if n in names and s == 4}
     if table == "cdsr2":
-        return {(n, s, seed): r.model for (n, s, seed), r in trained.items() if n in ("DASR", "CDSR")}
+        return {(n, s, seed): r.model for (n, s, seed), r in named.items() if n in ("DASR", "CDSR")}
     if table == "dasr2":
-        return {(s, seed): r.model for (n, s, seed), r in trained.items() if n == "DASR-iso"}
+        return {(s, seed): r.model for (n, s, seed), r in named.items() if n == "DASR-iso"}
     raise ValueError(f"unknown table {table!r}; choose cdsr1, cdsr2 or dasr2")
 
 
 def stage_losses(result: TrainResult) -> pd.DataFrame:
-    """The loss log of a run with its earlier stages first (DASR: the warm-up, steps continued), and a ``stage``
+    """The loss log of a run with its earlier stage first (DASR: the warm-up, steps continued), and a ``stage``
     column (``"encoder"`` / ``"joint"``)."""
+    from srlib.runs import run_info
     from srlib.train import load_losses
 
-    stages_file = result.run_dir / STAGES_FILE
-    names = json.loads(stages_file.read_text()) if stages_file.exists() else []
-    logs = [load_losses(result.run_dir.parent / n).assign(stage="encoder") for n in names]
+    parent = run_info(result.run_dir).get("parent_folder")
+    logs = [load_losses(result.run_dir.parent / parent).assign(stage="encoder")] if parent else []
     joint = load_losses(result.run_dir).assign(stage="joint")
     offset = int(logs[-1].step.max()) if logs else 0
     return pd.concat([*logs, joint.assign(step=joint.step + offset)], ignore_index=True)
@@ -673,35 +352,26 @@ __all__ = [
     "ACC_DATASET",
     "CURVE_LABELS",
     "RUNS",
-    "DEFAULT_NOISE",
     "POSITIVES",
     "PROTOCOLS",
     "accuracy_table",
-    "cdsr_factory",
     "cdsr_setting",
     "cdsr_test_degradations",
     "cdsr_vs_dasr",
-    "code_fingerprint",
-    "dasr_factory",
     "embedding_accuracy",
     "embeddings_by_model",
-    "encoder_loss",
     "evaluate_cdsr_table1",
     "evaluate_cdsr_table2",
     "evaluate_dasr_table2",
     "evaluation_sizes",
-    "joint_loss",
     "measure_cdsr",
-    "pair_batch",
     "protocol_summary",
     "heldout_images",
     "sr_gallery",
     "stage_losses",
     "table_models",
-    "train_blind_runs",
+    "by_name",
     "table_sets",
-    "train_cdsr",
-    "train_dasr",
     "training_space",
 ]
 

@@ -1,0 +1,300 @@
+"""DASR's and CDSR's runs (notebook 04; the DASR rows of CRL-SR's tables in notebook 02).
+
+Networks: :class:`srlib.archs.DASR` and :class:`srlib.archs.cdsr.CDSR` sized by ``profile.blind``. Both learn a
+degradation embedding with MoCo (queue, momentum key encoder, T = 0.07) from pairs of LR patches.
+
+**Pairs** (:func:`pair_batch`). Per training image two LR patches, the *query* (the SR target is its HR patch) and
+the *positive key*, chosen as in CDSR Table 1 (:data:`POSITIVES`):
+
+* ``"C&D"``: the same image (same augmentation, another random position) under the same degradation: DASR's and
+  CDSR's choice (DASR ``SRMDPreprocessing``: one kernel and one noise level per image, shared by its two patches;
+  the noise itself is drawn per patch);
+* ``"D"``: another training image (another random one, never the query's when there are two or more) under the same
+  degradation;
+* ``"C"``: the same image under an independently drawn degradation.
+
+**Training protocols** (:data:`PROTOCOLS`, :func:`training_space`), both on our trainer and MATLAB conventions:
+
+* ``"dasr"`` (ours = DASR's, DESIGN.md): isotropic widths in DASR's per-scale range, MATLAB bicubic, noise
+  U[0, ``noise``] (``noise=0``: noise-free, as DASR Table 2's models; ``noise=25``: DASR's noisy models and CRL-SR's
+  training distribution);
+* ``"cdsr"`` (CDSR's code, ``research/methods.md`` 1.2): anisotropic kernels with *variances* l1 ~ U[range],
+  l2 ~ U[low, l1], theta ~ U[0, 180) (range [0.175 s, 2.5 s], :func:`srlib.degradation.cdsr_variance_range`),
+  kernels shifted for s-fold decimation, noise U[0, ``noise``] with a 20% probability of a clean sample.
+
+**Schedules.** DASR: an encoder-only stage (``warmup_iterations`` at ``warmup_lr``, contrastive loss only, the SR
+network frozen; DASR ``epochs_encoder``: 1e-3 then x0.1 at 60% of the stage, here halved once at 60% because the
+trainer's schedule halves) and then the joint stage (L1 + contrastive, ``iterations`` at ``lr`` halved every third),
+started from the first stage's weights, queue and key encoder, with the generator seeded ``10_000 + seed`` (other
+patches than stage 1's). The stages are two runs (the joint run's parent is the warm-up). CDSR: the joint stage from
+the start (``epochs_encoder = -1``). Contrastive weight 1 in both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srlib.data import PatchSampler, crop_patches
+from srlib.degradation import CDSR_CLEAN_PROB, DegradationSpace, apply_batch, cdsr_variance_range
+from srlib.profiles import BlindSizes, Profile
+from srlib.runs import RunId, RunSpec, TrainData
+from srlib.train import Batch, TrainConfig
+
+PAPER = "blind"
+CODE = ("srlib.recipes.blind_sr", "srlib.archs.dasr", "srlib.archs.cdsr", "srlib.archs.moco")
+PROTOCOLS = ("dasr", "cdsr")
+POSITIVES = {
+    "C&D": "same image, same degradation",
+    "D": "different images, same degradation",
+    "C": "same image, different degradation",
+}
+"""CDSR Table 1's choices of the positive key (the row names of the table)."""
+
+DEFAULT_NOISE = {"dasr": 0.0, "cdsr": 15.0}
+"""Maximum training noise of each protocol when ``noise`` is not given: DASR Table 2's models are noise-free; our
+CDSR-protocol models serve both noise levels of CDSR Table 2 (0 and 15; 20% of their samples are clean). Pass
+``noise=25.0`` with ``protocol="dasr"`` for DASR's noisy models (CRL-SR's training distribution)."""
+
+CONTRASTIVE_WEIGHT = 1.0
+
+RUNS = {
+    "DASR-iso": "DASR, our protocol (isotropic, MATLAB bicubic, noise-free): DASR Table 2",
+    "DASR": "DASR, CDSR's protocol (anisotropic variances, s-fold, noise U[0, 15] with 20% clean), C&D positives: "
+            "CDSR Table 2's DASR row and Table 1's C&D row",
+    "CDSR": "CDSR, CDSR's protocol: CDSR Table 2's CDSR row",
+    "DASR D": "DASR, CDSR's protocol, positives from another image (same degradation): CDSR Table 1 (x4 only)",
+    "DASR C": "DASR, CDSR's protocol, positives under another degradation (same image): CDSR Table 1 (x4 only)",
+    "DASR-n25": "DASR, our protocol with noise U[0, 25] (CRL-SR's training distribution): the DASR rows of CRL-SR "
+                "Tables 2-4",
+}
+"""The runs of :func:`runs` per scale and seed (as ``RunId.arm``-independent names, see :func:`run_name`), and what
+each is for."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training distributions and pairs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def training_space(protocol: str, scale: int, noise: float | None = None) -> DegradationSpace:
+    """The training degradation distribution of a protocol (:data:`PROTOCOLS`) at ``scale``.
+
+    Args:
+        noise: maximum noise level (0..255 scale): U[0, noise] per image; None = :data:`DEFAULT_NOISE`.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown training protocol {protocol!r}; choose from {PROTOCOLS}")
+    noise = DEFAULT_NOISE[protocol] if noise is None else float(noise)
+    if protocol == "dasr":
+        return DegradationSpace(scale, kernel="iso", noise_range=(0.0, noise))
+    return DegradationSpace(scale, kernel="aniso", aniso_range=cdsr_variance_range(scale), noise_range=(0.0, noise),
+                            clean_prob=CDSR_CLEAN_PROB, resize="sfold", convention="cdsr")
+
+
+def pair_batch(space: DegradationSpace, positive: str = "C&D"):
+    """Batch constructor of DASR / CDSR: per image a query patch and its positive key (see :data:`POSITIVES`).
+
+    Draw order (all from the run's generator, the same for every choice of positive, so the three choices see the
+    same query patches and degradations): image indices (B), offsets to another image (B), query top/left and key
+    top/left positions (4 x B, float64), query and other-image dihedral transforms (2 x B), the query degradations
+    (B), a second set of degradations (B, used by "C"), then the noise of the 2B LR patches.
+
+    Returns:
+        ``make(sampler, cfg, g) -> Batch`` with ``lr``/``hr`` the query patches (B, 3, p, p) / (B, 3, ps, ps) in
+        [0, 1], ``degradations`` the query's, and ``extras``: ``lr_key`` (B, 3, p, p), ``hr_key``,
+        ``key_degradations``, ``image`` and ``key_image`` (the training-image indices); on ``sampler.device``.
+    """
+    if positive not in POSITIVES:
+        raise ValueError(f"unknown positive {positive!r}; choose from {list(POSITIVES)}")
+
+    def make(sampler: PatchSampler, cfg: TrainConfig, g: torch.Generator) -> Batch:
+        images, p, b = sampler.images, sampler.patch_size, sampler.batch_size
+        n = len(images)
+        idx = torch.randint(n, (b,), generator=g)
+        offset = torch.randint(max(1, n - 1), (b,), generator=g)
+        other = (idx + 1 + offset) % n if n > 1 else idx
+        u = torch.rand(4, b, generator=g, dtype=torch.float64)
+        ts = torch.randint(8, (2, b), generator=g) if sampler.augment else torch.zeros(2, b, dtype=torch.int64)
+        degs_q = space.sample_batch(b, g)
+        degs_other = space.sample_batch(b, g)
+        key_idx, key_t = (other, ts[1]) if positive == "D" else (idx, ts[0])
+        degs_k = degs_other if positive == "C" else degs_q
+        hr_q = crop_patches(images, p, idx, u[0], u[1], ts[0]).to(sampler.device)
+        hr_k = crop_patches(images, p, key_idx, u[2], u[3], key_t).to(sampler.device)
+        lr = apply_batch(torch.cat([hr_q, hr_k]), degs_q + degs_k, g) / 255.0
+        batch = Batch(lr[:b].contiguous(), hr_q / 255.0, degs_q, g)
+        batch.extras.update(lr_key=lr[b:].contiguous(), hr_key=hr_k / 255.0, key_degradations=degs_k, image=idx,
+                            key_image=key_idx)
+        return batch
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _top1(logits: torch.Tensor) -> torch.Tensor:
+    """Fraction of queries whose positive key beats every queued negative (a diagnostic)."""
+    return (logits.detach().argmax(dim=1) == 0).float().mean()
+
+
+def encoder_loss(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+    """DASR's first stage: MoCo's InfoNCE on (query, key) only (``forward_encoder``: momentum update, enqueue)."""
+    out = model.forward_encoder(batch.lr, batch.extras["lr_key"].to(batch.lr.device))
+    return {"contrastive": model.contrastive_loss(out["logits"], out["labels"]), "_top1": _top1(out["logits"])}
+
+
+def joint_loss(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+    """Joint stage (DASR's second, CDSR's only): L1(SR(query), HR) + 1.0 * InfoNCE (``forward_train``)."""
+    out = model.forward_train(batch.lr, batch.extras["lr_key"].to(batch.lr.device))
+    return {
+        "l1": F.l1_loss(out["sr"], batch.hr),
+        "contrastive": CONTRASTIVE_WEIGHT * model.contrastive_loss(out["logits"], out["labels"]),
+        "_top1": _top1(out["logits"]),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def dasr_kwargs(scale: int, sizes: BlindSizes) -> dict:
+    """DASR at the profile's size: ``dasr_groups`` x ``dasr_blocks`` DA blocks of ``n_feats`` channels, encoder width
+    ``enc_feats`` (fea = 4 x enc_feats), MoCo queue ``queue_size`` (paper: 5 x 5 x 64, 64, 8192)."""
+    return {"scale": scale, "n_feats": sizes.n_feats, "n_groups": sizes.dasr_groups, "n_blocks": sizes.dasr_blocks,
+            "enc_feats": sizes.enc_feats, "queue_size": sizes.queue_size}
+
+
+def cdsr_kwargs(scale: int, sizes: BlindSizes) -> dict:
+    """CDSR at the profile's size: ``cdsr_blocks`` RRDB-SFT blocks of ``n_feats`` channels with RDB growth
+    n_feats / 2, LPE width ``enc_feats`` and embedding 4 x enc_feats, codebook ``codebook_size`` (paper: 10 blocks,
+    64 channels, growth 32, LPE 64, embedding 256, L = 1024, K = 8192)."""
+    return {"scale": scale, "n_feats": sizes.n_feats, "n_blocks": sizes.cdsr_blocks,
+            "growth": max(1, sizes.n_feats // 2), "enc_feats": sizes.enc_feats, "emb_dim": 4 * sizes.enc_feats,
+            "codebook_size": sizes.codebook_size, "queue_size": sizes.queue_size}
+
+
+def _slug(positive: str) -> str:
+    return {"C&D": "cd", "D": "d", "C": "c"}[positive]
+
+
+def _training_sizes(s: BlindSizes) -> dict:
+    """The sizes that shape a trained model (evaluation-only fields, ``eval_*``, do not enter a run's key)."""
+    return {k: v for k, v in asdict(s).items() if not k.startswith("eval_")}
+
+
+def _check_sizes(s: BlindSizes) -> None:
+    if s.queue_size % s.batch_size:
+        raise ValueError(f"profile.blind: the MoCo queue ({s.queue_size}) must be a multiple of the batch size "
+                         f"({s.batch_size})")
+
+
+def _spec(method: str, profile: Profile, scale: int, seed: int, protocol: str, positive: str, noise: float | None,
+          stage: str, cfg: TrainConfig, loss, parent: RunSpec | None = None, freeze=()) -> RunSpec:
+    s = profile.blind
+    _check_sizes(s)
+    space = training_space(protocol, scale, noise)
+    arm = f"{protocol}-n{space.noise_range[1]:g}-{_slug(positive)}"
+    kwargs = dasr_kwargs(scale, s) if method == "dasr" else cdsr_kwargs(scale, s)
+    return RunSpec(
+        id=RunId(PAPER, method, method.upper(), scale, seed, stage, arm),
+        arch=method.upper(),
+        arch_kwargs=kwargs,
+        config=cfg,
+        recipe={"method": method, "protocol": protocol, "positive": positive, "sizes": _training_sizes(s)},
+        objective=lambda: (loss, None),
+        data=TrainData(profile.train_sets, s.lr_patch * scale),
+        make_batch=pair_batch(space, positive),
+        parent=parent,
+        freeze=freeze,
+        code=CODE,
+        desc=f"{method.upper()} {protocol} {positive} x{scale} s{seed}" + (f": {stage}" if method == "dasr" else ""),
+    )
+
+
+def _joint_config(profile: Profile, scale: int, space: DegradationSpace, seed: int) -> TrainConfig:
+    s = profile.blind
+    return TrainConfig(scale=scale, iterations=s.iterations, batch_size=s.batch_size, lr_patch=s.lr_patch, lr=s.lr,
+                       lr_halve_every=max(1, s.iterations // 3), degradations=space, seed=seed,
+                       checkpoint_every=max(1, s.iterations // 5), precision=profile.precision)
+
+
+def dasr_run(profile: Profile, scale: int, seed: int, protocol: str = "dasr", positive: str = "C&D",
+             noise: float | None = None) -> RunSpec:
+    """DASR's joint stage, whose parent is the encoder warm-up (when ``warmup_iterations`` > 0).
+
+    Stage 1: the SR network is frozen and the encoder learns from the contrastive loss alone at ``warmup_lr``
+    (halved once at 60% of the stage). Stage 2: everything trains on L1 + contrastive at ``lr`` halved every third of
+    ``iterations``, from stage 1's weights, queue and key encoder, with the generator seeded ``10_000 + seed``.
+
+    Args:
+        protocol, noise: training distribution (:func:`training_space`); CRL-SR's tables use ``protocol="dasr",
+            noise=25.0``.
+        positive: the positive key (:data:`POSITIVES`).
+    """
+    s = profile.blind
+    space = training_space(protocol, scale, noise)
+    warm = None
+    if s.warmup_iterations > 0:
+        warm_cfg = TrainConfig(scale=scale, iterations=s.warmup_iterations, batch_size=s.batch_size,
+                               lr_patch=s.lr_patch, lr=s.warmup_lr,
+                               lr_halve_every=max(1, math.ceil(0.6 * s.warmup_iterations)), degradations=space,
+                               seed=seed, checkpoint_every=max(1, s.warmup_iterations // 5),
+                               precision=profile.precision)
+        warm = _spec("dasr", profile, scale, seed, protocol, positive, noise, "warmup", warm_cfg, encoder_loss,
+                     freeze=("sr_net",))
+    return _spec("dasr", profile, scale, seed, protocol, positive, noise, "joint",
+                 _joint_config(profile, scale, space, 10_000 + seed), joint_loss, parent=warm)
+
+
+def cdsr_run(profile: Profile, scale: int, seed: int, protocol: str = "cdsr", positive: str = "C&D",
+             noise: float | None = None) -> RunSpec:
+    """CDSR: joint L1 + contrastive from the first step (CDSR's ``epochs_encoder = -1``), ``lr`` halved every third of
+    ``iterations``. Arguments as :func:`dasr_run`."""
+    space = training_space(protocol, scale, noise)
+    return _spec("cdsr", profile, scale, seed, protocol, positive, noise, "joint",
+                 _joint_config(profile, scale, space, seed), joint_loss)
+
+
+RUN_BUILDERS = {
+    "DASR-iso": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="dasr"),
+    "DASR": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="cdsr"),
+    "CDSR": lambda p, sc, sd: cdsr_run(p, sc, sd, protocol="cdsr"),
+    "DASR D": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="cdsr", positive="D"),
+    "DASR C": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="cdsr", positive="C"),
+    "DASR-n25": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="dasr", noise=25.0),
+}
+"""How each run of :data:`RUNS` is built at (profile, scale, seed)."""
+
+
+def run_name(run_id: RunId) -> str:
+    """The :data:`RUNS` name of a blind run id (``"DASR"``, ``"DASR D"``, ``"CDSR"``, ...)."""
+    protocol, noise, positive = run_id.arm.split("-")
+    if run_id.method == "cdsr":
+        return "CDSR"
+    if protocol == "dasr":
+        return "DASR-n25" if noise == "n25" else "DASR-iso"
+    return {"cd": "DASR", "d": "DASR D", "c": "DASR C"}[positive]
+
+
+def runs(profile: Profile) -> list[RunSpec]:
+    """Every blind run of ``profile``: :data:`RUNS` for ``profile.blind.scales`` x ``profile.seeds`` (the Table 1
+    runs "DASR D" / "DASR C" at x4 only; "DASR-n25" at the scales CRL-SR also trains)."""
+    out = []
+    for scale in profile.blind.scales:
+        for seed in profile.seeds:
+            for name, build in RUN_BUILDERS.items():
+                if name in ("DASR D", "DASR C") and scale != 4:
+                    continue
+                if name == "DASR-n25" and scale not in profile.crl.scales:
+                    continue
+                out.append(build(profile, scale, seed))
+    return out
