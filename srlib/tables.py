@@ -46,6 +46,11 @@ FIELD_LABELS = {"method": "Method", "dataset": "Test set", "scale": "Scale", "se
                 "kernel": "Kernel", "noise": "Noise"}
 #: Baselines shown before every other measured method (papers list them first).
 FIRST_METHODS = ("Bicubic",)
+#: Order of values a paper's table does not fix (a table without a paper, or values it lacks), before natural order.
+CONVENTIONAL_ORDER = {
+    "dataset": ("Set5", "Set14", "B100", "BSD100", "Urban100", "Manga109"),
+    "metric": ("psnr", "ssim", "lpips", "niqe", "acc"),
+}
 #: Fields derived from ``setting`` ("aniso2-0.2-0-n5" -> kernel "aniso2-0.2-0", noise "n5"; no noise: "n0").
 _NOISE = re.compile(r"^(?P<kernel>.+?)-(?P<noise>n\d[\d.]*(?:-\d[\d.]*)?)$")
 FIELDS = (*KEYS, "kernel", "noise")
@@ -167,13 +172,16 @@ def _reference() -> pd.DataFrame:
 
 def _value_order(field: str, values: Sequence, sources: Sequence[str]) -> dict:
     """Rank of each value of ``field``: the paper's order (first appearance in its transcribed table), then values the
-    paper does not have in natural order. Methods: :data:`FIRST_METHODS` first; a method the paper does not list is
-    placed right after the paper method its name extends ("EDSR-S +L1 control" after "EDSR-S")."""
+    paper does not have in :data:`CONVENTIONAL_ORDER`, then natural order. Methods: :data:`FIRST_METHODS` first; a
+    method the paper does not list is placed right after the paper method its name extends ("EDSR-S +L1 control"
+    after "EDSR-S")."""
     ref = _reference()
     ref = ref[ref.source.isin(list(sources))]
     present = list(pd.unique(pd.Series(list(values), dtype=object)))
     paper_order = [v for v in pd.unique(ref[field].astype(object)) if v in set(present)]
-    extra = sorted((v for v in present if v not in set(paper_order)), key=_natural_key)
+    usual = CONVENTIONAL_ORDER.get(field, ())
+    extra = sorted((v for v in present if v not in set(paper_order)),
+                   key=lambda v: (usual.index(v) if v in usual else len(usual), _natural_key(v)))
     if field != "method":
         return {v: i for i, v in enumerate(paper_order + extra)}
     ordered = [m for m in FIRST_METHODS if m in present]
@@ -325,7 +333,7 @@ def _constant_caption(frame: pd.DataFrame, fields: Sequence[str]) -> str:
 
 def _resolve_layout(frame: pd.DataFrame, layout: Layout) -> tuple[list[str], list[str], list[str], list[str]]:
     """(blocks, rows, columns, constant fields) for ``frame``: constant fields dropped, unnamed varying fields added
-    to the columns; with a single method and varying column fields, the first column field joins the rows."""
+    to the columns; with a single method and two or more column fields, the first column field joins the rows."""
     varying = [f for f in FIELDS if frame[f].nunique(dropna=False) > 1]
     # kernel/noise only split a varying setting; setting is then redundant when both are named by the layout.
     named = {*layout.rows, *layout.columns, *layout.blocks}
@@ -339,7 +347,7 @@ def _resolve_layout(frame: pd.DataFrame, layout: Layout) -> tuple[list[str], lis
         rows.append("method")
     columns = [f for f in layout.columns if f in varying and f not in rows and f not in blocks]
     columns += [f for f in varying if f not in {*rows, *columns, *blocks}]
-    if frame.method.nunique() == 1 and columns and len(rows) == 1:
+    if frame.method.nunique() == 1 and len(columns) > 1 and len(rows) == 1:
         rows.append(columns.pop(0))
     constant = [f for f in KEYS if f not in {*blocks, *rows, *columns} and frame[f].nunique(dropna=False) == 1]
     constant = [f for f in constant if f != "method"]
