@@ -28,6 +28,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +47,7 @@ __all__ = [
     "degrade_image",
     "describe",
     "example_image",
+    "figure_png",
     "noisy_copies",
     "plot_degradation",
     "plot_images",
@@ -54,6 +56,8 @@ __all__ = [
     "plot_paper_vs_ours",
     "plot_spatially_variant",
     "save_figure",
+    "text_sizes_px",
+    "texts_outside",
     "to_uint8",
 ]
 
@@ -63,6 +67,14 @@ PAPER_TABLE_COLUMNS = ("method", "dataset", "scale", "setting", "metric", "ours_
 
 #: Resolution of saved and displayed figures (a 6-inch figure is 600 pixels wide).
 SAVE_DPI = 100
+#: Width (CSS pixels) of the space a figure gets: JupyterLab's output area beside its prompt in a usual window, and
+#: GitHub's file view. A wider figure is scaled down to it, its text with it.
+DISPLAY_WIDTH_PX = 960
+#: Widest figure (inches) drawn here: at :data:`SAVE_DPI` it is shown at its own size in :data:`DISPLAY_WIDTH_PX`.
+MAX_WIDTH_IN = DISPLAY_WIDTH_PX / SAVE_DPI
+#: Smallest text (pixels, at the size a figure is shown; see :func:`text_sizes_px`): a 6-point font at 100 dpi is
+#: 8.3 pixels high.
+MIN_TEXT_PX = 8.0
 
 # Demo images in order of preference: (set, stem) read from the data root when present.
 _EXAMPLE_IMAGES = (("Set5", "butterfly"), ("Set14", "baboon"))
@@ -78,9 +90,81 @@ class SRFigure(Figure):
     """
 
     def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.savefig(buf, format="png", dpi=SAVE_DPI, metadata={"Software": None})
-        return buf.getvalue()
+        return figure_png(self)
+
+    def draw(self, renderer) -> None:
+        """Draw as :class:`matplotlib.figure.Figure` does, with every number axis written in full: no offset
+        (``+1.358e1``) above an axis or colour bar, which a reader easily misses (colour bars and the axes of
+        embedding plots often span a small range far from 0)."""
+        _no_offsets(self)
+        super().draw(renderer)
+
+
+def _no_offsets(fig: Figure) -> None:
+    from matplotlib.ticker import ScalarFormatter
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            fmt = axis.get_major_formatter()
+            if isinstance(fmt, ScalarFormatter):
+                fmt.set_useOffset(False)
+
+
+def figure_png(fig: Figure, dpi: int = SAVE_DPI) -> bytes:
+    """The PNG bytes of ``fig`` as :func:`save_figure` writes them (``dpi``; no ``Software`` metadata)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _drawn_texts(fig: Figure, dpi: int) -> tuple[list, Any]:
+    """Draw ``fig`` at ``dpi`` with a renderer that records the texts it draws (not the ones matplotlib keeps but
+    leaves out, such as tick labels outside the view limits); returns ``(texts, renderer)``."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    class Recorder(RendererAgg):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.texts: dict[int, Any] = {}
+
+        def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+            if mtext is not None:
+                self.texts[id(mtext)] = mtext
+            super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+
+    old_dpi = fig.get_dpi()
+    fig.set_dpi(dpi)
+    try:
+        renderer = Recorder(int(fig.get_figwidth() * dpi), int(fig.get_figheight() * dpi), dpi)
+        fig.draw(renderer)
+    finally:
+        fig.set_dpi(old_dpi)
+    return [t for t in renderer.texts.values() if t.get_text().strip()], renderer
+
+
+def text_sizes_px(fig: Figure, display_width_px: float = DISPLAY_WIDTH_PX, dpi: int = SAVE_DPI) -> list[tuple[str,
+                                                                                                               float]]:
+    """Height of every text drawn in ``fig`` in pixels as a reader sees it: the figure is drawn at ``dpi`` and shown
+    at its own size, or scaled down to ``display_width_px`` when it is wider.
+
+    Returns:
+        ``[(text, font size in display pixels), ...]`` (font size in points x dpi / 72 x the display scale).
+    """
+    texts, _ = _drawn_texts(fig, dpi)
+    scale = min(1.0, display_width_px / (fig.get_figwidth() * dpi))
+    return [(t.get_text(), t.get_fontsize() * dpi / 72.0 * scale) for t in texts]
+
+
+def texts_outside(fig: Figure, dpi: int = SAVE_DPI, tolerance_px: float = 1.0) -> list[str]:
+    """The texts drawn in ``fig`` that reach outside the figure (cut off in the PNG)."""
+    texts, renderer = _drawn_texts(fig, dpi)
+    w, h = fig.get_figwidth() * dpi, fig.get_figheight() * dpi
+    out = []
+    for t in texts:
+        bb = t.get_window_extent(renderer)
+        if bb.x0 < -tolerance_px or bb.y0 < -tolerance_px or bb.x1 > w + tolerance_px or bb.y1 > h + tolerance_px:
+            out.append(t.get_text())
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -238,6 +322,13 @@ def _titles(titles: Sequence[str] | None, n: int) -> list[str]:
     return [str(t) for t in titles]
 
 
+def _wrap(text: str, width: int) -> str:
+    """``text`` broken at spaces into lines of at most ``width`` characters (existing line breaks kept)."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width, break_long_words=False) for line in str(text).split("\n"))
+
+
 def _blank(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
@@ -321,7 +412,7 @@ def plot_images(images, titles: Sequence[str] | None = None, ncols: int | None =
         suptitle: figure title.
         size: (H, W) every image is shown at; default the largest height and width among the images. An LR image of
             1/s the size becomes s x s pixel blocks.
-        panel_size: width of one panel in inches.
+        panel_size: width of one panel in inches (at most: the figure is at most :data:`MAX_WIDTH_IN` wide).
 
     Returns:
         Figure with one image axes per image (the first ``len(images)`` of ``fig.axes``); each shows an
@@ -333,6 +424,7 @@ def plot_images(images, titles: Sequence[str] | None = None, ncols: int | None =
     if size is None:
         size = (max(im.shape[0] for im in imgs), max(im.shape[1] for im in imgs))
     aspect = size[0] / size[1]
+    panel_size = min(panel_size, MAX_WIDTH_IN / ncols)  # the page's width: text keeps its size on screen
     fig = SRFigure(figsize=(panel_size * ncols, panel_size * aspect * nrows + 0.3 * nrows + (0.3 if suptitle else 0)),
                  layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -372,10 +464,10 @@ def plot_degradation(hr, lr, kernel=None, title: str | None = None, kernel_title
         cb = fig.colorbar(im, ax=ax_k, shrink=0.8)
         cb.set_label("kernel weight", fontsize=7)
         cb.ax.tick_params(labelsize=7)
-        ax_k.set_title(f"{kernel_title} ({k.shape[0]}x{k.shape[1]})", fontsize=8)
+        ax_k.set_title(_wrap(f"{kernel_title} ({k.shape[0]}x{k.shape[1]})", 26), fontsize=8)
     else:
         ax_k.text(0.5, 0.5, "no blur kernel", ha="center", va="center", fontsize=9, transform=ax_k.transAxes)
-        ax_k.set_title(kernel_title, fontsize=8)
+        ax_k.set_title(_wrap(kernel_title, 26), fontsize=8)
     _blank(ax_k)
     ax_hr.imshow(hr8, interpolation="nearest")
     ax_hr.set_title(f"HR crop {hr8.shape[0]}x{hr8.shape[1]}", fontsize=8)
@@ -543,6 +635,26 @@ def _fmt_delta(metric: str, v: float) -> str:
     return f"{v:+.3g}"
 
 
+def _chunks(cats: list[tuple], per_row: int) -> list[list[tuple]]:
+    """Split the categories into rows of at most ``per_row``, breaking between (dataset, scale) groups when a group
+    fits in a row (a group longer than a row is split)."""
+    groups: list[list[tuple]] = []
+    for c in cats:
+        if groups and groups[-1][0][:2] == c[:2]:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    rows: list[list[tuple]] = [[]]
+    for g in groups:
+        while g:
+            if rows[-1] and len(rows[-1]) + min(len(g), per_row) > per_row:
+                rows.append([])
+            take = per_row - len(rows[-1])
+            rows[-1].extend(g[:take])
+            g = g[take:]
+    return rows
+
+
 def plot_paper_vs_ours(table, metrics: Sequence[str] | None = None, title: str | None = None,
                        panel_size: float = 4.5) -> Figure:
     """Our results beside the papers' values: one panel per metric, stacked.
@@ -555,13 +667,17 @@ def plot_paper_vs_ours(table, metrics: Sequence[str] | None = None, title: str |
             paper value.
         metrics: metrics to plot, in order (default: those in the table, in order of appearance).
         title: figure title.
-        panel_size: minimum panel width in inches; it grows with the number of x categories (up to 16 inches).
+        panel_size: minimum panel width in inches. Each x category gets room for its methods' points; the figure
+            grows with them up to :data:`MAX_WIDTH_IN`, beyond which a metric's categories continue on further rows
+            (broken between datasets and scales where they fit), so the text keeps its size on the page.
 
     Returns:
-        Figure with one axes per metric (top to bottom): x = (dataset, scale, setting) categories (tick labels name
-        what varies, the axis label what is the same everywhere), a coloured point with error bar (mean ± std over
-        seeds) per method, a black bar (``gid="paper"``) at each paper value, and the delta (or "no paper") above
-        each point, with the seed count when it is not the same everywhere (else it is in the legend).
+        Figure with one axes per metric and row (top to bottom): x = (dataset, scale, setting) categories (tick labels
+        name what varies, the axis label what is the same everywhere), a coloured point with error bar (mean ± std
+        over seeds) per method, all inside the axes (the methods of a category spread over at most 0.8 of its slot),
+        a black bar (``gid="paper"``) at each paper value, and the delta (or "no paper") above each point, with the
+        seed count when it is not the same everywhere (else it is in the legend); written upright when the points are
+        too close for it. A metric continued on a further row has "(continued)" in that row's title.
     """
     missing = [c for c in PAPER_TABLE_COLUMNS if c not in getattr(table, "columns", ())]
     if missing:
@@ -575,58 +691,76 @@ def plot_paper_vs_ours(table, metrics: Sequence[str] | None = None, title: str |
     if unknown:
         raise ValueError(f"plot_paper_vs_ours: metrics {unknown} not in the table (has {all_metrics})")
     methods = list(dict.fromkeys(table["method"].tolist()))
+    n_methods = len(methods)
     colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
     seed_counts = {int(n) for n in table["n_seeds"] if np.isfinite(float(n))}
     one_count = len(seed_counts) == 1 and len(table["n_seeds"].dropna()) == len(table)
-    n_cat = max(len(table[table["metric"] == m][list(_CAT_COLUMNS)].drop_duplicates()) for m in metrics)
-    width = min(max(panel_size, 0.55 * n_cat + 1.6), 16.0)
-    crowded = n_cat * 0.9 > width
-    n_legend = 1 if width >= 8 else len(methods) + 1
-    fig = SRFigure(figsize=(width, 2.5 * len(metrics) + 0.2 + 0.15 * n_legend + (0.3 if title else 0)),
+    # x layout: category i spans [i - 0.5, i + 0.5]; its methods sit at i + offset, |offset| <= 0.4
+    step = min(0.18, 0.8 / n_methods)
+    offsets = {m: (i - (n_methods - 1) / 2) * step for i, m in enumerate(methods)}
+    cat_in = max(0.6, 0.16 * n_methods)  # inches per category
+    margin_in = 1.6  # y tick labels and padding
+    per_row = max(1, int((MAX_WIDTH_IN - margin_in) // cat_in))
+    rows_by_metric = {}
+    for metric in metrics:
+        sub = table[table["metric"] == metric]
+        cats = list(dict.fromkeys(zip(sub["dataset"], sub["scale"], sub["setting"], strict=True)))
+        rows_by_metric[metric] = _chunks(cats, per_row)
+    widest = max(len(r) for rows in rows_by_metric.values() for r in rows)
+    width = min(max(panel_size, widest * cat_in + margin_in), MAX_WIDTH_IN)
+    # an annotation (about 0.4 in wide at 6 points) is written upright when its neighbours are closer than that
+    crowded = (step * cat_in if n_methods > 1 else cat_in) < 0.45
+    n_axes = sum(len(rows) for rows in rows_by_metric.values())
+    ncols = min(n_methods + 1, 3) if width >= 8 else (2 if width >= 6 else 1)
+    n_legend = -(-(n_methods + 1) // ncols)
+    row_in = 2.5 if n_axes <= 2 else 2.1
+    fig = SRFigure(figsize=(width, row_in * n_axes + 0.2 + 0.17 * n_legend + (0.3 if title else 0)),
                    layout="constrained")
-    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
-    offsets = {m: (i - (len(methods) - 1) / 2) * 0.18 for i, m in enumerate(methods)}
+    axes = iter(fig.subplots(n_axes, 1, squeeze=False)[:, 0])
     # tick labels name only what varies between categories; what is the same everywhere goes in the axis label
     varying = [c for c in _CAT_COLUMNS if table[c].nunique(dropna=False) > 1]
     xlabel = ", ".join(_fmt_cat(c, table[c].iloc[0]) for c in _CAT_COLUMNS if c not in varying)
-    for ax, metric in zip(axes, metrics, strict=True):
+    for metric in metrics:
         sub = table[table["metric"] == metric]
-        cats = list(dict.fromkeys(zip(sub["dataset"], sub["scale"], sub["setting"], strict=True)))
-        pos = {c: i for i, c in enumerate(cats)}
-        for (method, *cat), rows in sub.groupby(["method", *_CAT_COLUMNS], sort=False, dropna=False):
-            first = rows.iloc[0]
-            x = pos[tuple(cat)] + offsets[method]
-            mean, std = float(first["ours_mean"]), float(first["ours_std"])
-            ax.errorbar([x], [mean], yerr=[std] if np.isfinite(std) else None, fmt="o", color=colours[method],
-                        markersize=4.5, capsize=3, lw=1.2)
-            papers = rows[np.isfinite(rows["paper"].astype(float))].drop_duplicates("paper")
-            for paper in papers["paper"].astype(float):
-                ax.plot([x], [paper], marker="_", color="black", markersize=12, markeredgewidth=2, gid="paper")
-            deltas = [_fmt_delta(metric, float(d)) for d in papers["delta"]]
-            label = "/".join(deltas) if deltas else "no paper"
-            if not one_count and np.isfinite(float(first["n_seeds"])):
-                label += f" (n={int(first['n_seeds'])})"
-            ax.annotate(label, (x, mean), xytext=(0, 6), textcoords="offset points", fontsize=6, ha="center",
-                        va="bottom", rotation=90 if crowded else 0)
-        for i in range(1, len(cats)):  # separate datasets and scales
-            if cats[i][:2] != cats[i - 1][:2]:
-                ax.axvline(i - 0.5, color="0.8", lw=0.8)
-        ticks = ["\n".join(_fmt_cat(c, v) for c, v in zip(_CAT_COLUMNS, cat, strict=True) if c in varying) or "all"
-                 for cat in cats]
-        ax.set_xticks(range(len(cats)), ticks, fontsize=7 if not crowded else 6)
-        ax.set_xlim(-0.6, len(cats) - 0.4)
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.margins(y=0.3 if crowded else 0.2)
-        ax.set_title(_METRIC_TITLES.get(str(metric).lower(), str(metric)), fontsize=9)
-        ax.tick_params(axis="y", labelsize=7)
-        ax.grid(axis="y", alpha=0.3)
+        for r, cats in enumerate(rows_by_metric[metric]):
+            ax = next(axes)
+            pos = {c: i for i, c in enumerate(cats)}
+            in_row = sub[[c in pos for c in zip(sub["dataset"], sub["scale"], sub["setting"], strict=True)]]
+            for (method, *cat), rows in in_row.groupby(["method", *_CAT_COLUMNS], sort=False, dropna=False):
+                first = rows.iloc[0]
+                x = pos[tuple(cat)] + offsets[method]
+                mean, std = float(first["ours_mean"]), float(first["ours_std"])
+                ax.errorbar([x], [mean], yerr=[std] if np.isfinite(std) else None, fmt="o", color=colours[method],
+                            markersize=4.5, capsize=3, lw=1.2)
+                papers = rows[np.isfinite(rows["paper"].astype(float))].drop_duplicates("paper")
+                for paper in papers["paper"].astype(float):
+                    ax.plot([x], [paper], marker="_", color="black", markersize=min(12.0, 72 * step * cat_in),
+                            markeredgewidth=2, gid="paper")
+                deltas = [_fmt_delta(metric, float(d)) for d in papers["delta"]]
+                label = "/".join(deltas) if deltas else "no paper"
+                if not one_count and np.isfinite(float(first["n_seeds"])):
+                    label += f" (n={int(first['n_seeds'])})"
+                ax.annotate(label, (x, mean), xytext=(0, 6), textcoords="offset points", fontsize=6, ha="center",
+                            va="bottom", rotation=90 if crowded else 0)
+            for i in range(1, len(cats)):  # separate datasets and scales
+                if cats[i][:2] != cats[i - 1][:2]:
+                    ax.axvline(i - 0.5, color="0.8", lw=0.8)
+            ticks = ["\n".join(_fmt_cat(c, v) for c, v in zip(_CAT_COLUMNS, cat, strict=True) if c in varying)
+                     or "all" for cat in cats]
+            ax.set_xticks(range(len(cats)), ticks, fontsize=7 if cat_in >= 0.6 else 6)
+            ax.set_xlim(-0.5, len(cats) - 0.5)
+            ax.set_xlabel(xlabel, fontsize=8)
+            ax.margins(y=0.3 if crowded else 0.2)
+            name = _METRIC_TITLES.get(str(metric).lower(), str(metric))
+            ax.set_title(name if r == 0 else f"{name} (continued)", fontsize=9)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.grid(axis="y", alpha=0.3)
     n = seed_counts.pop() if one_count else 0
     seeds = f", {n} seed{'s' if n != 1 else ''}" if one_count else ""
     handles = [Line2D([], [], color=colours[m], marker="o", ls="", label=f"{m} (ours: mean ± std{seeds})")
                for m in methods]
     handles.append(Line2D([], [], color="black", marker="_", markersize=12, markeredgewidth=2, ls="",
                           label="paper (Δ = ours − paper, written above each point)"))
-    ncols = min(len(handles), 3) if width >= 8 else 1
     fig.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -657,7 +791,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = SAVE_DPI) -> Pa
     if path.suffix.lower() != ".png":
         raise ValueError(f"save_figure writes PNG files; got {path}")
     with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None})
+        f.write(figure_png(fig, dpi))
     return path
 
 
@@ -700,12 +834,13 @@ def plot_training_curves(losses_df, columns, title: str | None = None, smooth: i
         title: figure title.
         smooth: moving-average window in steps (default: 1/20 of the run, at least 1).
         labels: readable column names (defaults: :data:`CURVE_LABELS`, else the column name).
-        panel_size: width of one panel in inches.
+        panel_size: width of one panel in inches (at most; the figure is at most :data:`MAX_WIDTH_IN` wide, with
+            at most three panels side by side and further rows below).
         logy: columns whose panel gets a logarithmic y axis.
 
     Returns:
-        Figure with one axes per panel (x = step); each curve is a faint raw line (``alpha`` 0.25) under its
-        moving average (``gid="smoothed"``), and the panel title names the window.
+        Figure with one axes per panel in the order given (x = step); each curve is a faint raw line (``alpha``
+        0.25) under its moving average (``gid="smoothed"``), and the panel title names the window.
     """
     runs = dict(losses_df) if isinstance(losses_df, dict) else {"": losses_df}
     if not runs:
@@ -718,8 +853,15 @@ def plot_training_curves(losses_df, columns, title: str | None = None, smooth: i
     if missing:
         raise ValueError(f"plot_training_curves: columns {missing} are in no loss log (have {sorted(known)})")
     names = {**CURVE_LABELS, **(labels or {})}
-    fig = SRFigure(figsize=(panel_size * len(panels), 2.9 + (0.3 if title else 0)), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    # the page's width (MAX_WIDTH_IN): at most three panels of 2.8 in or more side by side, then further rows
+    ncols = max(1, min(len(panels), int(MAX_WIDTH_IN // 2.8)))
+    nrows = math.ceil(len(panels) / ncols)
+    panel_size = min(panel_size, MAX_WIDTH_IN / ncols)
+    fig = SRFigure(figsize=(panel_size * ncols, 2.9 * nrows + (0.3 if title else 0)), layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in grid[len(panels):]:
+        ax.remove()
+    axes = grid[: len(panels)]
     run_colours = {r: f"C{i % 10}" for i, r in enumerate(runs)}
     styles = ("-", "--", ":", "-.")
     for ax, panel in zip(axes, panels, strict=True):
@@ -767,10 +909,11 @@ def plot_similarity_matrix(mat, labels: Sequence[str], title: str | None = None,
             ``"group / label"``.
         vmin, vmax: colour limits (default: the smallest value over all panels, and 1).
         cmap: matplotlib colour map.
-        annotate: write each value (2 decimals) in its cell.
+        annotate: write each value (2 decimals) in its cell (not when the cells are too small for it).
 
     Returns:
-        Figure with one image axes per panel (the first ``len(mat)`` of ``fig.axes``) and a colour bar.
+        Figure with one image axes per panel (the first ``len(mat)`` of ``fig.axes``) and a colour bar. The figure
+        is at most :data:`MAX_WIDTH_IN` wide: panels that do not fit side by side continue on further rows.
     """
     mats = {k: np.asarray(v, dtype=np.float64) for k, v in mat.items()} if isinstance(mat, dict) else {"": np.asarray(
         mat, dtype=np.float64)}
@@ -788,13 +931,24 @@ def plot_similarity_matrix(mat, labels: Sequence[str], title: str | None = None,
     starts = [0] + [b for b in range(1, n) if groups and groups[b] != groups[b - 1]] if groups else []
     lo = min(float(m.min()) for m in mats.values()) if vmin is None else vmin
     hi = max(float(m.max()) for m in mats.values()) if vmax is None else vmax
-    side = max(3.0, 0.3 * n + 1.0)
-    extra = 0.06 * max(len(x) for x in labels) + (0.25 if groups else 0)  # room for the rotated column labels
-    fig = SRFigure(figsize=(side * len(mats) + 0.06 * max(len(x) for x in row_labels) + 0.8,
-                            side + extra + (0.3 if title else 0)), layout="constrained")
-    axes = fig.subplots(1, len(mats), squeeze=False)[0]
+    # fit the width of the page (MAX_WIDTH_IN): row labels, panels side by side while a cell keeps room for its
+    # value ("0.93" at 6 points is 0.19 in wide), else on further rows; a colour bar
+    label_in = 0.05 * max(len(x) for x in row_labels) + 0.3
+    avail = MAX_WIDTH_IN - label_in - 0.9
+    min_cell = 0.22 if annotate else 0.08
+    ncols = max(1, min(len(mats), int(avail // max(min_cell * n, 1.5))))
+    nrows = math.ceil(len(mats) / ncols)
+    side = min(max(3.0, 0.3 * n + 1.0), avail / ncols)
+    annotate = annotate and side / n >= min_cell
+    extra = 0.06 * max(len(x) for x in labels) + (0.25 if groups else 0) + (0.25 if len(mats) > 1 else 0)
+    fig = SRFigure(figsize=(side * ncols + label_in + 0.9, (side + extra) * nrows + (0.3 if title else 0)),
+                   layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in grid[len(mats):]:
+        ax.remove()
+    axes = grid[: len(mats)]
     im = None
-    fs = 7 if n <= 8 else (5.5 if n <= 16 else 4)
+    fs = 7 if side / n >= 0.3 else 6
     for i, (ax, (name, m)) in enumerate(zip(axes, mats.items(), strict=True)):
         im = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
         if annotate:
@@ -807,7 +961,7 @@ def plot_similarity_matrix(mat, labels: Sequence[str], title: str | None = None,
             ax.axhline(b - 0.5, color="white", lw=1.5)
             ax.axvline(b - 0.5, color="white", lw=1.5)
         ax.set_xticks(range(n), labels, rotation=90, fontsize=6)
-        ax.set_yticks(range(n), row_labels if i == 0 else [""] * n, fontsize=6)
+        ax.set_yticks(range(n), row_labels if i % ncols == 0 else [""] * n, fontsize=6)
         if groups:
             top = ax.secondary_xaxis("top")
             ends = [*starts[1:], n]
@@ -928,6 +1082,7 @@ def plot_penalty_map(hr, bicubic, weights, title: str | None = None, panel_size:
     hr, bicubic = to_uint8(hr), to_uint8(bicubic)
     w = np.asarray(weights, dtype=np.float64)
     lost = np.abs(hr.astype(np.float64) - bicubic.astype(np.float64)).mean(axis=2)
+    panel_size = min(panel_size, (MAX_WIDTH_IN - 1.2) / 3)  # the page's width: text keeps its size on screen
     fig = SRFigure(figsize=(3 * panel_size + 1.2, panel_size + 0.6))
     axes = fig.subplots(1, 3)
     axes[0].imshow(hr)
@@ -1005,7 +1160,8 @@ def plot_pcl_samples(anchor, positives, negatives, similarities, losses=None, *,
         title: figure title.
         hf_percentile: the shared colour scale of the Haar row runs from 0 to the largest ``hf_percentile``-th
             percentile over the panels (values above it are saturated); 100 uses the largest value.
-        panel_size: width of one image column in inches.
+        panel_size: width of one image column in inches (at most: the figure is at most :data:`MAX_WIDTH_IN` wide,
+            and titles too long for a column are wrapped at spaces).
 
     Returns:
         Figure whose first 1 + P + K axes show the images (uint8 RGB), the next 1 + P + K their
@@ -1045,6 +1201,8 @@ def plot_pcl_samples(anchor, positives, negatives, similarities, losses=None, *,
     pos_colours = [colormaps["Blues"](v) for v in np.linspace(0.85, 0.45, n_pos)]
     neg_colours = [colormaps["Oranges"](v) for v in np.linspace(0.85, 0.45, n_neg)]
     title_colours = ["black", *(["tab:blue"] * n_pos), *(["tab:orange"] * n_neg)]
+    panel_size = min(panel_size, (MAX_WIDTH_IN - 1.0) / n)  # the page's width: text keeps its size on screen
+    chars = max(8, int(panel_size * 72 / (7 * 0.55)))  # characters of a 7-point title that fit above a panel
     img_h = panel_size * size[0] / size[1]
     fig = SRFigure(figsize=(panel_size * n + 1.0, 2 * img_h + 2.9 + (0.3 if title else 0)), layout="constrained")
     gs = fig.add_gridspec(3, n + 1, height_ratios=[img_h, img_h, 2.3], width_ratios=[1.0] * n + [0.08])
@@ -1054,7 +1212,7 @@ def plot_pcl_samples(anchor, positives, negatives, similarities, losses=None, *,
     im = None
     for i in range(n):
         img_axes[i].imshow(shown[i], interpolation="nearest")
-        img_axes[i].set_title(labels[i], fontsize=7, color=title_colours[i])
+        img_axes[i].set_title(_wrap(labels[i], chars), fontsize=7, color=title_colours[i])
         im = hf_axes[i].imshow(hf[i], cmap="magma", vmin=0.0, vmax=vmax, interpolation="nearest")
         hf_axes[i].set_title(f"mean {hf[i].mean():.3f}", fontsize=7)
         _blank(img_axes[i])
@@ -1095,7 +1253,7 @@ def plot_pcl_samples(anchor, positives, negatives, similarities, losses=None, *,
         bar_title += f"; InfoNCE (τ = 1) mean over layers {loss.mean():.4f}"
     ax_bar.set_title(bar_title, fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(_wrap(title, int(fig.get_figwidth() * 72 / (9 * 0.55))), fontsize=9)
     return fig
 
 
@@ -1116,7 +1274,7 @@ def plot_gains(gains, metrics: Sequence[str] = ("psnr",), title: str | None = No
     if not metrics:
         raise ValueError(f"no gains for metrics {metrics!r}")
     n_pairs = len(set(zip(gains.better, gains.worse, strict=True)))
-    fig = SRFigure(figsize=(max(panel_size * len(metrics), 7.5), 3.4 + 0.2 * -(-(n_pairs + 1) // 3)),
+    fig = SRFigure(figsize=(min(max(panel_size * len(metrics), 7.5), MAX_WIDTH_IN), 3.4 + 0.2 * -(-(n_pairs + 1) // 3)),
                    layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=True):
@@ -1165,6 +1323,7 @@ def plot_embedding_values(coords, values: dict, title: str | None = None, explai
             e.g. the angle of an isotropic blur, are drawn in grey).
         title: figure title.
         explained: fraction of the variance of each axis (shown in the axis labels).
+        panel_size: panel side in inches (at most: the figure is at most :data:`MAX_WIDTH_IN` wide).
 
     Returns:
         Figure with one scatter axes per colouring (``fig.axes[:len(values)]``), each with a colour bar.
@@ -1175,6 +1334,7 @@ def plot_embedding_values(coords, values: dict, title: str | None = None, explai
     if not values:
         raise ValueError("plot_embedding_values: nothing to colour by")
     p = len(xy)
+    panel_size = min(panel_size, (MAX_WIDTH_IN - 0.4) / len(values))  # the page's width: text keeps its size
     fig = SRFigure(figsize=(panel_size * len(values) + 0.4, panel_size + (0.4 if title else 0.1)),
                    layout="constrained")
     axes = fig.subplots(1, len(values), squeeze=False)[0]

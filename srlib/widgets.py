@@ -21,9 +21,13 @@ Explorer parameters (:data:`DEFAULT_PARAMS`):
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import functools
 import html
 import math
 import os
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -177,27 +181,133 @@ def _controls(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _show_error(status, out, e: Exception) -> None:
-    """Show a failed render where the user looks and keep the widget alive: the message in red in the status line;
-    in the output area the message for invalid input (``ValueError``), the traceback for anything else (a bug)."""
-    status.value = f"<span style='color:#b00020'>{type(e).__name__}: {html.escape(str(e))}</span>"
-    with out:
-        out.clear_output(wait=True)
-        print(f"{type(e).__name__}: {e}" if isinstance(e, ValueError) else traceback.format_exc())
+# --------------------------------------------------------------------------------------------------------------------
+# What every explorer shares: the figure as an image, errors shown in place, debounced redraws, a static copy
+# --------------------------------------------------------------------------------------------------------------------
+
+__all__ += ["DEBOUNCE_S", "SLOW_REDRAW_S"]
+
+#: A redraw that took longer than this (seconds) makes the next control changes wait for a pause (debouncing).
+SLOW_REDRAW_S = 0.3
+#: The pause (seconds) after the last of a burst of control changes (arrow-key presses on a slider, each a change
+#: even with ``continuous_update=False``) before a slow explorer redraws, once.
+DEBOUNCE_S = 0.35
+
+# While a live explorer is on the page, hide the static copy of its figure that follows it in the same cell's outputs
+# (JupyterLab and Notebook 7 class names). A reopened notebook has no live widget, so the copy shows.
+_HIDE_STATIC_COPY = ("<style>.jp-OutputArea-child:has(.srlib-explorer) + .jp-OutputArea-child:has(.jp-RenderedImage)"
+                     " { display: none; }</style>")
 
 
-def _show_figure(out, fig) -> None:
-    from IPython.display import display
+class _Redraw:
+    """Calls ``draw()`` for control changes: at once when the last draw took less than ``slow_s`` seconds or when no
+    asyncio event loop is running (scripts, tests); otherwise ``delay_s`` after the last of a burst of changes, on the
+    running loop (a Jupyter kernel's), so a burst costs one redraw. Changes made by ``draw`` itself are ignored."""
 
-    with out:
-        out.clear_output(wait=True)
-        display(fig)
+    def __init__(self, draw, slow_s: float = SLOW_REDRAW_S, delay_s: float = DEBOUNCE_S):
+        self.draw, self.slow_s, self.delay_s = draw, slow_s, delay_s
+        self.last_s = 0.0  # duration of the last draw
+        self.count = 0  # draws so far
+        self.pending = None  # asyncio.TimerHandle of a scheduled draw
+        self.drawing = False
+
+    def now(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+            self.pending = None
+        self.drawing = True
+        t0 = time.perf_counter()
+        try:
+            self.draw()
+        finally:
+            self.drawing = False
+            self.last_s = time.perf_counter() - t0
+            self.count += 1
+
+    def __call__(self, change=None) -> None:
+        if self.drawing:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or self.last_s < self.slow_s:
+            self.now()
+            return
+        if self.pending is not None:
+            self.pending.cancel()
+        self.pending = loop.call_later(self.delay_s, self.now)
 
 
-def _finish(box, controls: dict, status, out, refresh):
-    """Attach the parts a test or script needs (``controls``, ``status``, ``output``, ``refresh``), render once."""
-    box.controls, box.status, box.output, box.refresh = controls, status, out, refresh
-    refresh()
+@functools.cache
+def _explorer_class():
+    import ipywidgets as w
+
+    class Explorer(w.VBox):
+        """An explorer: ``VBox`` [control rows, status line, figure (``Image``), message], plus an invisible style.
+
+        Attributes (for tests and scripts): ``controls`` (name -> widget), ``status`` (``HTML``: what is shown, or
+        the error in red), ``image`` (``Image``: the figure as PNG, hidden after an error), ``message`` (``HTML``: the
+        error message, or the traceback of an unexpected error), ``refresh()`` (redraw now with the current values),
+        ``redraws`` (draws so far) and ``static_png`` (PNG of the first figure drawn).
+
+        Displayed (``display(box)`` or a cell's last value), it emits two outputs: the live widget, then a static
+        copy of its first figure. The live widget hides the copy (CSS, JupyterLab and Notebook 7); a saved notebook
+        reopened without a kernel shows the copy under "model not found".
+        """
+
+        def _ipython_display_(self) -> None:
+            from IPython.display import display
+
+            display(self._repr_mimebundle_(), raw=True)
+            if self.static_png:
+                display({"image/png": base64.b64encode(self.static_png).decode("ascii"),
+                         "text/plain": "<static copy of the explorer's first figure>"}, raw=True)
+
+        @property
+        def redraws(self) -> int:
+            return self._redraw.count
+
+    return Explorer
+
+
+def _explorer(rows: list, controls: dict, draw_figure):
+    """Build an explorer (see :func:`_explorer_class`) around ``draw_figure() -> (Figure, status text)``, which reads
+    the controls. Every control change redraws (:class:`_Redraw`); an exception is shown in the status line and the
+    message (its text for a ``ValueError``, i.e. invalid input, the traceback for anything else) and the widget keeps
+    working. Draws once before returning."""
+    import ipywidgets as w
+
+    status = w.HTML()
+    image = w.Image(format="png", layout=w.Layout(max_width="100%"))
+    message = w.HTML()
+    style = w.HTML(_HIDE_STATIC_COPY, layout=w.Layout(display="none"))
+    box = _explorer_class()([*rows, status, image, message, style])
+    box.add_class("srlib-explorer")
+    box.controls, box.status, box.image, box.message, box.static_png = controls, status, image, message, b""
+
+    def draw() -> None:
+        try:
+            fig, text = draw_figure()
+            png = viz.figure_png(fig)
+        except Exception as e:
+            status.value = f"<span style='color:#b00020'>{type(e).__name__}: {html.escape(str(e))}</span>"
+            detail = f"{type(e).__name__}: {e}" if isinstance(e, ValueError) else traceback.format_exc()
+            message.value = f"<pre style='color:#b00020; white-space:pre-wrap'>{html.escape(detail)}</pre>"
+            image.layout.display = "none"
+            return
+        status.value = html.escape(text)
+        message.value = ""
+        image.value = png
+        image.layout.display = None
+        if not box.static_png:
+            box.static_png = png
+
+    box._redraw = _Redraw(draw)
+    box.refresh = box._redraw.now
+    for c in controls.values():
+        c.observe(box._redraw, names="value")
+    box.refresh()
     return box
 
 
@@ -205,9 +315,10 @@ def degradation_explorer(hr, scale: int = 4, params: dict | None = None):
     """Live explorer of the degradation model: controls for every parameter and the figure of
     :func:`render_degradation` below them.
 
-    Every control has ``continuous_update=False`` (the figure is redrawn when a slider is released). A callback
-    error (e.g. an invalid parameter combination) is shown in the output area and in the status line instead of the
-    figure; the widget keeps working.
+    Every control has ``continuous_update=False`` (the figure is redrawn when a slider is released); when a redraw
+    is slow, bursts of changes (arrow keys) are drawn once (:data:`SLOW_REDRAW_S`, :data:`DEBOUNCE_S`). A callback
+    error (e.g. an invalid parameter combination) is shown in the status line and below it instead of the figure;
+    the widget keeps working.
 
     Args:
         hr: (H, W, 3) uint8 RGB image (see :func:`render_degradation`).
@@ -215,50 +326,40 @@ def degradation_explorer(hr, scale: int = 4, params: dict | None = None):
         params: other initial parameters (see :data:`DEFAULT_PARAMS`); ``params["crop"]`` is fixed for the widget.
 
     Returns:
-        ``ipywidgets.VBox`` [controls, status line, output]. For tests and scripting it also carries ``controls``
-        (name -> widget), ``status`` (an ``HTML`` widget with the last description or error), ``output`` (the
-        ``Output`` widget) and ``refresh()`` (redraw with the current values).
+        An ``ipywidgets.VBox`` [controls, status line, figure, message] that also carries ``controls`` (name ->
+        widget), ``status``, ``image``, ``message``, ``refresh()``, ``redraws`` and ``static_png``; displayed, it is
+        followed by a static copy of its first figure, which shows when the notebook is reopened without a kernel
+        (see :func:`_explorer_class`).
     """
     import ipywidgets as w
 
     p = _params({**(params or {}), "scale": scale})
     controls = _controls(p)
-    out = w.Output()
-    status = w.HTML()
 
-    def current() -> dict[str, Any]:
+    def draw_figure():
         values = {name: c.value for name, c in controls.items()}
         values["crop"] = p["crop"]
-        return values
-
-    def refresh(change=None) -> None:
-        values = current()
         kind = values["kernel"]
         controls["sigma"].disabled = kind != "iso"
         for name in ("l1", "l2", "theta"):
             controls[name].disabled = kind != "aniso"
         controls["seed"].disabled = values["noise"] == 0
+        # looked up at call time, so a patched module-level render_degradation is what the widget calls;
+        # DegradationError is a ValueError: its message is shown; anything else: the traceback
+        fig = render_degradation(hr, values)
         try:
-            # looked up at call time, so a patched module-level render_degradation is what the widget calls
-            fig = render_degradation(hr, values)
-        except Exception as e:  # DegradationError is a ValueError: its message; anything else: the traceback
-            _show_error(status, out, e)
-            return
-        try:
-            status.value = html.escape(viz.describe(degradation_from_params(values)))
+            text = viz.describe(degradation_from_params(values))
         except (D.DegradationError, ValueError):  # a patched renderer may accept what the model rejects
-            status.value = ""
-        _show_figure(out, fig)
+            text = ""
+        return fig, text
 
-    for c in controls.values():
-        c.observe(refresh, names="value")
     rows = [
         w.HBox([controls["kernel"], controls["scale"], controls["resize"]]),
         w.HBox([controls["sigma"], controls["noise"], controls["seed"]]),
         w.HBox([controls["l1"], controls["l2"], controls["theta"]]),
         w.HBox([controls["convention"]]),
     ]
-    return _finish(w.VBox([*rows, status, out]), controls, status, out, refresh)
+    return _explorer(rows, controls, draw_figure)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -343,10 +444,11 @@ def embedding_explorer(model, images: dict, degradations: dict, layers, seed: in
         n_locations: initial locations per map (one of :data:`LOCATION_CHOICES`, else 64).
 
     Returns:
-        ``ipywidgets.VBox`` [controls, status line, output]. For tests it also carries ``controls`` (``"images"``: a
-        ``SelectMultiple``; ``"degradation"``, ``"layer"``, ``"colour"``, ``"locations"``: ``Dropdown``), ``status``,
-        ``output`` and ``refresh()``. Every change calls :func:`render_embedding` (looked up at call time) with the
-        new values; an error is shown in the status line and the output, and the widget keeps working.
+        An explorer (as :func:`degradation_explorer`): ``controls`` are ``"images"`` (a ``SelectMultiple``),
+        ``"degradation"``, ``"layer"``, ``"colour"``, ``"locations"`` (``Dropdown``; the choices "output" layer and
+        "all" locations hold a sentinel value, not None, which ipywidgets would show as an empty box). Every change
+        calls :func:`render_embedding` (looked up at call time) with the new values; an error is shown in the status
+        line and below it, and the widget keeps working.
     """
     import ipywidgets as w
 
@@ -361,47 +463,59 @@ def embedding_explorer(model, images: dict, degradations: dict, layers, seed: in
                                    rows=min(len(images), 5), style=style, layout=w.Layout(width="260px")),
         "degradation": w.Dropdown(options=[ALL_DEGRADATIONS, *degradations], value=ALL_DEGRADATIONS,
                                   description="degradation", style=style, layout=w.Layout(width="300px")),
-        "layer": w.Dropdown(options=[(E.layer_name(x), x) for x in layers], value=layers[0], description="layer",
+        "layer": w.Dropdown(options=_choices(layers, E.layer_name), value=_choice(layers[0]), description="layer",
                             style=style, layout=w.Layout(width="220px")),
         "colour": w.Dropdown(options=list(COLOUR_BY), value="image", description="colour by",
                              style=style, layout=w.Layout(width="220px")),
-        "locations": w.Dropdown(options=[("all" if n is None else str(n), n) for n in LOCATION_CHOICES],
-                                value=n_locations if n_locations in LOCATION_CHOICES else LOCATION_CHOICES[2],
+        "locations": w.Dropdown(options=_choices(LOCATION_CHOICES, lambda n: "all" if n is None else str(n)),
+                                value=_choice(n_locations if n_locations in LOCATION_CHOICES else LOCATION_CHOICES[2]),
                                 description="locations", style=style, layout=w.Layout(width="220px")),
     }
-    out = w.Output()
-    status = w.HTML()
 
-    def refresh(change=None) -> None:
+    def draw_figure():
         chosen = controls["degradation"].value
         names = list(degradations) if chosen == ALL_DEGRADATIONS else [chosen]
         selected = {n: images[n] for n in controls["images"].value}
-        try:
-            fig = render_embedding(model, selected, names, controls["layer"].value, degradations, seed=seed,
-                                   n_locations=controls["locations"].value, colour_by=controls["colour"].value)
-        except Exception as e:  # shown where the user looks; the widget keeps working
-            _show_error(status, out, e)
-            return
-        status.value = html.escape(f"{len(selected)} image(s) x {len(names)} degradation(s), "
-                                   f"layer {E.layer_name(controls['layer'].value)}")
-        _show_figure(out, fig)
+        layer = _unchoice(controls["layer"].value)
+        fig = render_embedding(model, selected, names, layer, degradations, seed=seed,
+                               n_locations=_unchoice(controls["locations"].value), colour_by=controls["colour"].value)
+        return fig, f"{len(selected)} image(s) x {len(names)} degradation(s), layer {E.layer_name(layer)}"
 
-    for c in controls.values():
-        c.observe(refresh, names="value")
-    box = w.VBox([w.HBox([controls["images"], w.VBox([controls["degradation"], controls["layer"]]),
-                          w.VBox([controls["colour"], controls["locations"]])]), status, out])
-    return _finish(box, controls, status, out, refresh)
+    rows = [w.HBox([controls["images"], w.VBox([controls["degradation"], controls["layer"]]),
+                    w.VBox([controls["colour"], controls["locations"]])])]
+    return _explorer(rows, controls, draw_figure)
+
+
+#: Value a dropdown holds for the choice None: ipywidgets shows a Dropdown whose value is None as an empty box (it
+#: takes None for "nothing selected"), so None never goes into a Dropdown.
+_NONE_CHOICE = "\x00none"
+
+
+def _choice(value):
+    return _NONE_CHOICE if value is None else value
+
+
+def _unchoice(value):
+    return None if value == _NONE_CHOICE else value
+
+
+def _choices(values, label) -> list[tuple[str, Any]]:
+    """Dropdown options ``[(label(v), v), ...]`` with None replaced by a sentinel (see :data:`_NONE_CHOICE`)."""
+    return [(label(v), _choice(v)) for v in values]
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # PCL-SR sample-set explorer (notebook 03: positives, negatives and their similarities in the embedding)
 # --------------------------------------------------------------------------------------------------------------------
 
-__all__ += ["PCLSampleSet", "PCL_BLUR_SIZES", "pcl_sample_explorer", "pcl_sample_set", "render_pcl_samples",
-            "spread"]
+__all__ += ["PCLSampleSet", "PCL_BLUR_FIRST", "PCL_BLUR_SIZES", "PCL_SHARPEN_FIRST", "pcl_sample_explorer",
+            "pcl_sample_set", "render_pcl_samples", "spread"]
 
 #: Kernel sizes the explorer offers for the Gaussian negatives (the official draw is from 3, 5, 7, 9, 11).
 PCL_BLUR_SIZES = (3, 5, 7, 9, 11, 13, 15)
+#: First sharpen factor and first blur width of the explorer's samples: the lower ends of the official ranges
+#: f ~ U[0.5, 3) and sigma ~ U[0.1, 2) (``research/methods.md`` 2.4).
+PCL_SHARPEN_FIRST, PCL_BLUR_FIRST = 0.5, 0.1
 
 
 @dataclass(frozen=True)
@@ -664,9 +778,19 @@ def render_pcl_samples(hr, sr_fn, embed_net, scale: int = 4, patch: int = 96, to
     Returns:
         Figure of :func:`srlib.viz.plot_pcl_samples`; its title gives the scale, the patch and its position, and
         says when the anchor is the bicubic stand-in.
+
+    Raises:
+        ValueError: ``sharpen`` below 0.5 or ``blur_sigma`` below 0.1 with more than one copy (the spread would run
+            backwards from the fixed first value), and what :func:`pcl_sample_set` rejects.
     """
+    for name, value, first, n in (("sharpen f max", sharpen, PCL_SHARPEN_FIRST, n_sharp),
+                                  ("blur σ max", blur_sigma, PCL_BLUR_FIRST, n_blur)):
+        if n > 1 and not float(value) >= first:
+            raise ValueError(f"{name} = {float(value):g} is below the first of the {n} values, which is fixed at "
+                             f"{first:g} (the lower end of the official range): choose {first:g} or more")
     s = pcl_sample_set(hr, sr_fn, embed_net, scale=scale, top=top, left=left, patch=patch,
-                       sharpen_factors=spread(0.5, sharpen, n_sharp), blur_sigmas=spread(0.1, blur_sigma, n_blur),
+                       sharpen_factors=spread(PCL_SHARPEN_FIRST, sharpen, n_sharp),
+                       blur_sigmas=spread(PCL_BLUR_FIRST, blur_sigma, n_blur),
                        blur_size=blur_size, rgb_range=rgb_range)
     anchor = "SR output" if s.anchor_is_sr else "bicubic upsampled LR as a stand-in (no SR model given)"
     title = (f"PCL-SR sample set, x{s.scale}, {s.patch}x{s.patch} patch at (top {s.top}, left {s.left}); "
@@ -682,15 +806,17 @@ def pcl_sample_explorer(hr, sr_fn, embed_net, scale: int = 4, patch: int = 96, i
     """Notebook 03's sample-set explorer: PCL-SR's positives and negatives for one patch, their Haar high
     frequencies and their similarity to the anchor in the embedding network (:func:`render_pcl_samples`).
 
-    Controls (all with ``continuous_update=False``): ``sharpen`` (0..3, the strongest sharpen factor; the
-    ``n_sharp`` copies use ``spread(0.5, sharpen, n_sharp)``), ``blur_sigma`` (0.1..4, the widest blur; the
-    ``n_blur`` copies use ``spread(0.1, blur_sigma, n_blur)``), ``blur_size`` (kernel size, :data:`PCL_BLUR_SIZES`),
-    ``top`` and ``left`` (patch position, pixels; they start at the centre). A callback error is shown in the status
-    line and the output, and the widget keeps working; the status line gives the loss and the render time.
+    Controls (all with ``continuous_update=False``): ``sharpen`` (:data:`PCL_SHARPEN_FIRST`..3, the strongest sharpen
+    factor; the ``n_sharp`` copies use ``spread(0.5, sharpen, n_sharp)``), ``blur_sigma`` (:data:`PCL_BLUR_FIRST`..4,
+    the widest blur; the ``n_blur`` copies use ``spread(0.1, blur_sigma, n_blur)``), ``blur_size`` (kernel size,
+    :data:`PCL_BLUR_SIZES`), ``top`` and ``left`` (patch position, pixels; they start at the centre). A callback error
+    is shown in the status line and below it, and the widget keeps working; the status line gives the factors, the
+    widths and the render time.
 
     Speed (one CPU core, 96 x 96 patch, the paper-size ``PCLDiscriminator()`` with taps 0, 2, 4, 6, 4 + 4 samples):
     the sample set with its features takes about 0.1 s and building the figure about 0.2 s; drawing it as PNG for
-    display adds about 0.55 s, so a render takes about 0.85 s in all.
+    display adds about 0.3-0.5 s. As a redraw takes longer than :data:`SLOW_REDRAW_S`, a burst of changes (arrow
+    keys on a slider) is drawn once, :data:`DEBOUNCE_S` after the last.
 
     Args:
         hr, sr_fn, embed_net, scale, patch, rgb_range: see :func:`pcl_sample_set` (``sr_fn=None``: the bicubic
@@ -700,9 +826,9 @@ def pcl_sample_explorer(hr, sr_fn, embed_net, scale: int = 4, patch: int = 96, i
         n_sharp, n_blur: number of sharpened positives and blurred negatives (official: 3 each).
 
     Returns:
-        Interactive: ``ipywidgets.VBox`` [controls, status line, output] carrying ``controls`` (name -> widget),
-        ``status``, ``output`` and ``refresh()`` (as :func:`degradation_explorer`). Headless: the static Figure of
-        :func:`render_pcl_samples` for the initial values (centred patch).
+        Interactive: an explorer (as :func:`degradation_explorer`) with ``controls`` ``"sharpen"``, ``"blur_sigma"``,
+        ``"blur_size"``, ``"top"``, ``"left"``. Headless: the static Figure of :func:`render_pcl_samples` for the
+        initial values (centred patch).
 
     Raises:
         ValueError: a patch larger than the image or not a multiple of the scale (both modes); headless, any invalid
@@ -714,8 +840,6 @@ def pcl_sample_explorer(hr, sr_fn, embed_net, scale: int = 4, patch: int = 96, i
         return render_pcl_samples(hr, sr_fn, embed_net, **params)
     h, w = _hr_tensor(hr).shape[-2:]
     _, _, top, left = _check_patch((h, w), scale, patch, None, None)
-
-    import time
 
     import ipywidgets as wd
 
@@ -730,39 +854,30 @@ def pcl_sample_explorer(hr, sr_fn, embed_net, scale: int = 4, patch: int = 96, i
         return wd.IntSlider(value=value, min=0, max=hi, step=1, description=desc, continuous_update=False,
                             style=style, layout=layout)
 
+    # the slider ranges start at the fixed first factor / width: a smaller maximum cannot be chosen
     controls = {
-        "sharpen": fslider("sharpen f max", params["sharpen"], 0.0, 3.0, 0.05),
-        "blur_sigma": fslider("blur σ max", params["blur_sigma"], 0.1, 4.0, 0.05),
+        "sharpen": fslider("sharpen f max", params["sharpen"], PCL_SHARPEN_FIRST, 3.0, 0.05),
+        "blur_sigma": fslider("blur σ max", params["blur_sigma"], PCL_BLUR_FIRST, 4.0, 0.05),
         "blur_size": wd.Dropdown(options=sorted({*PCL_BLUR_SIZES, int(blur_size)}), value=int(blur_size),
                                  description="kernel size", style=style, layout=layout),
         "top": islider("patch top", top, h - patch),
         "left": islider("patch left", left, w - patch),
     }
-    out = wd.Output()
-    status = wd.HTML()
 
-    def refresh(change=None) -> None:
+    def draw_figure():
         values = {**params, **{name: c.value for name, c in controls.items()}}
         t0 = time.perf_counter()
-        try:
-            # looked up at call time, so a patched module-level render_pcl_samples is what the widget calls
-            fig = render_pcl_samples(hr, sr_fn, embed_net, **values)
-        except Exception as e:  # shown where the user looks; the widget keeps working
-            _show_error(status, out, e)
-            return
-        factors = ", ".join(f"{f:.2f}" for f in spread(0.5, values["sharpen"], n_sharp))
-        sigmas = ", ".join(f"{v:.2f}" for v in spread(0.1, values["blur_sigma"], n_blur))
+        # looked up at call time, so a patched module-level render_pcl_samples is what the widget calls
+        fig = render_pcl_samples(hr, sr_fn, embed_net, **values)
+        factors = ", ".join(f"{f:.2f}" for f in spread(PCL_SHARPEN_FIRST, values["sharpen"], n_sharp))
+        sigmas = ", ".join(f"{v:.2f}" for v in spread(PCL_BLUR_FIRST, values["blur_sigma"], n_blur))
         k = values["blur_size"]
-        status.value = html.escape(f"sharpen f = {factors or '-'}; blur σ = {sigmas or '-'}, {k}x{k}; patch at "
-                                   f"({values['top']}, {values['left']}); computed in "
-                                   f"{time.perf_counter() - t0:.2f} s")
-        _show_figure(out, fig)
+        return fig, (f"sharpen f = {factors or '-'}; blur σ = {sigmas or '-'}, {k}x{k}; patch at "
+                     f"({values['top']}, {values['left']}); computed in {time.perf_counter() - t0:.2f} s")
 
-    for c in controls.values():
-        c.observe(refresh, names="value")
     rows = [wd.HBox([controls["sharpen"], controls["blur_sigma"], controls["blur_size"]]),
             wd.HBox([controls["top"], controls["left"]])]
-    return _finish(wd.VBox([*rows, status, out]), controls, status, out, refresh)
+    return _explorer(rows, controls, draw_figure)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -819,9 +934,9 @@ def degradation_embedding_explorer(embeddings: dict, layer: str = "fea", colour_
         layer, colour_by: initial choices (the layer falls back to the model's first when it lacks it).
 
     Returns:
-        ``ipywidgets.VBox`` [controls, status line, output], with ``controls`` (``"model"``, ``"colour"``,
-        ``"layer"``: ``Dropdown``), ``status``, ``output`` and ``refresh()`` for tests. Changing the model updates the
-        layer choices; errors are shown in the status line and the widget keeps working.
+        An explorer (as :func:`degradation_explorer`) with ``controls`` ``"model"``, ``"colour"`` and ``"layer"``
+        (``Dropdown``). Changing the model updates the layer choices; errors are shown in the status line and the
+        widget keeps working.
     """
     import ipywidgets as w
 
@@ -839,29 +954,18 @@ def degradation_embedding_explorer(embeddings: dict, layer: str = "fea", colour_
         "layer": w.Dropdown(options=first.layers, value=layer if layer in first.layers else first.layers[0],
                             description="layer", style=style, layout=w.Layout(width="220px")),
     }
-    out = w.Output()
-    status = w.HTML()
 
-    def refresh(change=None) -> None:
+    def draw_figure():
         emb = embeddings[controls["model"].value]
         if list(controls["layer"].options) != emb.layers:  # another model: offer its layers, keep the choice if any
             keep = controls["layer"].value
-            controls["layer"].unobserve(refresh, names="value")
-            controls["layer"].options = emb.layers
+            controls["layer"].options = emb.layers  # (changes made while drawing do not trigger a redraw)
             controls["layer"].value = keep if keep in emb.layers else emb.layers[0]
-            controls["layer"].observe(refresh, names="value")
-        try:
-            fig = render_degradation_embedding(emb, controls["layer"].value, controls["colour"].value,
-                                               title=f"{controls['model'].value}: '{controls['layer'].value}'")
-        except Exception as e:  # shown where the user looks; the widget keeps working
-            _show_error(status, out, e)
-            return
-        dims = emb.vectors[controls["layer"].value].shape[1]
-        status.value = html.escape(f"{len(emb.labels)} LR patches, one random training degradation each; "
-                                   f"layer '{controls['layer'].value}' has {dims} dimensions")
-        _show_figure(out, fig)
+        layer = controls["layer"].value
+        fig = render_degradation_embedding(emb, layer, controls["colour"].value,
+                                           title=f"{controls['model'].value}: '{layer}'")
+        dims = emb.vectors[layer].shape[1]
+        return fig, (f"{len(emb.labels)} LR patches, one random training degradation each; layer '{layer}' has "
+                     f"{dims} dimensions")
 
-    for c in controls.values():
-        c.observe(refresh, names="value")
-    box = w.VBox([w.HBox(list(controls.values())), status, out])
-    return _finish(box, controls, status, out, refresh)
+    return _explorer([w.HBox(list(controls.values()))], controls, draw_figure)

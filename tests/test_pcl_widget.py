@@ -203,7 +203,7 @@ def test_explorer_controls_fire_the_renderer(net, monkeypatch):
 
     def fake(hr, sr_fn, embed_net, **values):
         calls.append(values)
-        if values["sharpen"] == 0.0:
+        if values["sharpen"] == 0.5:
             raise ValueError("a deliberate error")
         return Figure()
 
@@ -218,13 +218,41 @@ def test_explorer_controls_fire_the_renderer(net, monkeypatch):
     assert calls[-1] == {"scale": SCALE, "patch": PATCH, "sharpen": 1.5, "blur_sigma": 0.8, "blur_size": 7,
                          "n_sharp": 3, "n_blur": 3, "rgb_range": 1.0, "top": 12, "left": 4}
     assert "0.50, 1.00, 1.50" in box.status.value
-    box.controls["sharpen"].value = 0.0  # must not raise
+    box.controls["sharpen"].value = 0.5  # must not raise
     assert "ValueError" in box.status.value and "deliberate" in box.status.value
+    assert "deliberate" in box.message.value and box.image.layout.display == "none"
+    box.controls["sharpen"].value = 1.0  # recovers
+    assert "Error" not in box.status.value and box.message.value == "" and box.image.layout.display is None
+
+
+def test_sharpen_max_below_the_first_factor_is_refused(net):
+    # spread(0.5, f, 3) with f < 0.5 would run backwards from the fixed first factor: a clear message, not a figure
+    with pytest.raises(ValueError, match=r"sharpen f max = 0.3 is below the first of the 3 values.*0.5"):
+        widgets.render_pcl_samples(_img(), None, net, scale=SCALE, patch=PATCH, sharpen=0.3)
+    with pytest.raises(ValueError, match=r"blur σ max = 0.05 is below .*0.1"):
+        widgets.render_pcl_samples(_img(), None, net, scale=SCALE, patch=PATCH, blur_sigma=0.05, n_blur=2)
+    # one copy has no fixed first factor: any strength is possible
+    fig = widgets.render_pcl_samples(_img(), None, net, scale=SCALE, patch=PATCH, sharpen=0.3, n_sharp=1)
+    assert "f=0.30" in " ".join(ax.get_title() for ax in fig.axes)
+
+
+def test_explorer_cannot_choose_an_impossible_maximum(net):
+    pytest.importorskip("ipywidgets")
+    box = widgets.pcl_sample_explorer(_img(), None, net, scale=SCALE, patch=PATCH, interactive=True)
+    assert box.controls["sharpen"].min == widgets.PCL_SHARPEN_FIRST == 0.5
+    assert box.controls["blur_sigma"].min == widgets.PCL_BLUR_FIRST == 0.1
+    box.controls["sharpen"].value = 0.2  # ipywidgets clamps to the slider's range
+    assert box.controls["sharpen"].value == 0.5 and "Error" not in box.status.value
+    assert "sharpen f = 0.50, 0.50, 0.50" in box.status.value
 
 
 def test_explorer_renders_for_real(net):
     pytest.importorskip("ipywidgets")
     box = widgets.pcl_sample_explorer(_img(), None, net, scale=SCALE, patch=PATCH, interactive=True)
     assert "Error" not in box.status.value and "computed in" in box.status.value
+    first = bytes(box.image.value)
+    assert first.startswith(b"\x89PNG") and box.static_png == first
     box.controls["blur_size"].value = 3
     assert "Error" not in box.status.value and "3x3" in box.status.value
+    assert bytes(box.image.value).startswith(b"\x89PNG") and bytes(box.image.value) != first
+    assert box.static_png == first

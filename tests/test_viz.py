@@ -267,3 +267,133 @@ def test_save_figure_failure_keeps_the_previous_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["fig.png"]
     with pytest.raises(ValueError, match="PNG"):
         viz.save_figure(fig, tmp_path / "fig.pdf")
+
+
+# ---------------------------------------------------------------- legible at the size shown, nothing cut off
+
+
+def _many_methods_table(n_methods=9, datasets=("B100", "Set14", "Set5")):
+    rows = []
+    for i in range(n_methods):
+        for d in datasets:
+            for metric, base in (("psnr", 26.0), ("ssim", 0.7)):
+                ours = base + 0.01 * i
+                paper = float("nan") if i % 2 else base + 0.5
+                rows.append({"method": f"method {i}", "dataset": d, "scale": 4, "setting": "bicubic",
+                             "metric": metric, "ours_mean": ours, "ours_std": float("nan"), "n_seeds": 1,
+                             "paper": paper, "delta": ours - paper})
+    return pd.DataFrame(rows)
+
+
+def _points(ax):
+    """x of every point drawn in ``ax`` (method markers and paper bars)."""
+    return [float(x) for line in ax.get_lines() for x in line.get_xdata()]
+
+
+def test_plot_paper_vs_ours_draws_every_method_inside_the_axes():
+    # PCL Tables 2/3 have 9 methods per category: the outer ones ("Bicubic", "+PCL as released") were cut off
+    t = _many_methods_table(9)
+    fig = viz.plot_paper_vs_ours(t)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert len(axes) == 2
+    for ax in axes:
+        lo, hi = ax.get_xlim()
+        xs = _points(ax)
+        assert len([c for c in ax.containers]) == 9 * 3  # one error-bar point per method and category
+        assert xs and all(lo < x < hi for x in xs), (lo, hi, min(xs), max(xs))
+        # each method's points stay inside its category's slot [i - 0.5, i + 0.5]
+        for c in ax.containers:
+            x = float(c.lines[0].get_xdata()[0])
+            assert abs(x - round(x)) <= 0.4 + 1e-9
+    assert len(fig.legends[0].get_texts()) == 9 + 1
+
+
+def test_plot_paper_vs_ours_continues_wide_tables_on_further_rows():
+    datasets = ("Set5", "Set14", "B100")
+    rows = []
+    for scale in (2, 3, 4):
+        for d in datasets:
+            for k in range(4):
+                for metric in ("psnr", "ssim"):
+                    rows.append({"method": "Bicubic", "dataset": d, "scale": scale, "setting": f"iso{k}",
+                                 "metric": metric, "ours_mean": 30.0 - k, "ours_std": 0.0, "n_seeds": 1,
+                                 "paper": 30.0, "delta": -k})
+    fig = viz.plot_paper_vs_ours(pd.DataFrame(rows))
+    assert fig.get_figwidth() <= viz.MAX_WIDTH_IN + 1e-9
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "PSNR (dB, Y) ↑" and "PSNR (dB, Y) ↑ (continued)" in titles and len(titles) > 2
+    psnr_axes = [ax for ax in fig.axes if ax.get_title().startswith("PSNR")]
+    ticks = [t.get_text() for ax in psnr_axes for t in ax.get_xticklabels()]
+    assert len(ticks) == 36 and len(set(ticks)) == 36  # every category once
+    # rows break between (dataset, scale) groups: each row starts with a group's first setting
+    assert all(ax.get_xticklabels()[0].get_text().endswith("iso0") for ax in psnr_axes)
+
+
+def test_text_sizes_px_by_hand():
+    fig = Figure(figsize=(19.2, 2))
+    fig.text(0.5, 0.5, "ten points", fontsize=10)
+    # 10 pt at 100 dpi = 13.9 px, on a 1920-pixel figure shown 960 pixels wide: half of it
+    assert viz.text_sizes_px(fig, display_width_px=960, dpi=100) == [("ten points", pytest.approx(10 * 100 / 72 / 2))]
+    fig.set_size_inches(6, 2)
+    assert viz.text_sizes_px(fig)[0][1] == pytest.approx(10 * 100 / 72)
+    fig.text(0.95, 0.5, "cut off at the right edge", fontsize=10)
+    assert viz.texts_outside(fig) == ["cut off at the right edge"]
+
+
+def _legibility_cases():
+    rng = np.random.default_rng(0)
+    degs = ["bicubic", "iso 2.0", "iso 3.6 + n15", "aniso 3.5/2/45°"]
+    imgs = ["baby", "bird", "butterfly", "head"]
+    sim = {k: rng.uniform(0.2, 1, (16, 16)) for k in ("a: baseline", "d: CDE")}
+    patch = torch.from_numpy(_img(32, 32)).permute(2, 0, 1).float()
+    losses = pd.DataFrame({"step": np.arange(50), **{c: rng.uniform(0, 1, 50) for c in ("l1", "cde", "cfr", "hr")}})
+    return {
+        "paper_vs_ours 9 methods": lambda: viz.plot_paper_vs_ours(_many_methods_table(9), title="PCL Table 2"),
+        "paper_vs_ours 36 categories": lambda: viz.plot_paper_vs_ours(
+            pd.concat([_many_methods_table(1, tuple(f"set{i}" for i in range(36)))]), title="bicubic"),
+        "similarity matrix 2 x 16": lambda: viz.plot_similarity_matrix(
+            sim, [d for _ in imgs for d in degs], groups=[i for i in imgs for _ in degs],
+            title="E_l output, L2-normalised per location: mean cosine between maps (Set5, x4, seed 0)"),
+        "pcl samples 4 + 4": lambda: viz.plot_pcl_samples(
+            patch, [patch] * 4, [patch] * 4, rng.uniform(0, 1, (4, 8)), rng.uniform(1, 2, 4),
+            labels=["anchor: SR x4", "+ HR", *(f"+ sharpen f={f:.2f}" for f in (0.5, 1.75, 3.0)), "− LR bicubic↑ x4",
+                    *(f"− blur σ={s:.2f}, 7x7" for s in (0.1, 1.05, 2.0))],
+            layer_names=[f"block {i} ({c} ch)" for i, c in ((0, 64), (2, 128), (4, 256), (6, 512))],
+            title="PCL-SR sample set, x4, 96x96 patch at (top 208, left 208); anchor: bicubic upsampled LR as a "
+                  "stand-in (no SR model given); Haar bands of the [0, 1] images"),
+        "embedding values 3 panels": lambda: viz.plot_embedding_values(
+            rng.normal(size=(40, 2)), {c: rng.uniform(0, 4, 40) for c in ("width", "angle", "noise")}, title="t"),
+        "training curves 4 panels": lambda: viz.plot_training_curves(losses, ["l1", "cde", "cfr", "hr"], title="t"),
+        "images 6": lambda: viz.plot_images([_img()] * 6, [f"image {i}" for i in range(6)], ncols=6),
+        "degradation, CDSR convention": lambda: viz.plot_degradation(
+            _img(48, 48), _img(12, 12), D.Degradation(4, D.AnisoGaussian(3.5, 1.5, 30), convention="cdsr")
+            .kernel_tensor(), title="x4, aniso", kernel_title="kernel (CDSR: shifted for s-fold)"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_legibility_cases()))
+def test_figures_are_legible_at_the_size_shown(case):
+    fig = _legibility_cases()[case]()
+    assert fig.get_figwidth() * viz.SAVE_DPI <= viz.DISPLAY_WIDTH_PX + 1e-6  # shown at its own size
+    smallest = min(viz.text_sizes_px(fig), key=lambda t: t[1])
+    assert smallest[1] >= viz.MIN_TEXT_PX, smallest
+    assert viz.texts_outside(fig) == []  # no title or label cut off at the figure's edge
+
+
+def test_no_offset_notation_on_axes_or_colour_bars():
+    # values spanning a small range far from 0: matplotlib's default writes "+1.358e1" above the axis
+    rng = np.random.default_rng(0)
+    coords = np.stack([13.58 + 0.0004 * rng.uniform(size=30), rng.uniform(size=30)], axis=1)
+    values = {"width": 13.58 + 0.0004 * rng.uniform(size=30)}
+    plain = Figure()
+    ax = plain.subplots()
+    sc = ax.scatter(coords[:, 0], coords[:, 1], c=values["width"])
+    cb = plain.colorbar(sc)
+    plain.draw_without_rendering()
+    assert ax.xaxis.get_offset_text().get_text() and cb.ax.yaxis.get_offset_text().get_text()  # the default does
+    fig = viz.plot_embedding_values(coords, values)
+    fig.draw_without_rendering()
+    offsets = [a.get_offset_text().get_text() for ax in fig.axes for a in (ax.xaxis, ax.yaxis)]
+    assert offsets and not any(offsets), offsets
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert any(label.startswith("13.58") for label in labels), labels  # the numbers are written in full

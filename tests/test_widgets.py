@@ -1,6 +1,8 @@
 """Widgets: the pure render function per kernel type, the explorer's wiring without a kernel (setting a control
 calls the renderer with the new parameters; errors are shown, not raised), and the interactive switch."""
 
+import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -152,3 +154,121 @@ def test_explorer_real_error_from_a_tiny_image():
     pytest.importorskip("ipywidgets")
     box = widgets.degradation_explorer(_img(8, 8), scale=2)
     assert "DegradationError" in box.status.value and "too small" in box.status.value
+
+
+# ---------------------------------------------------------------- what every explorer shares
+
+
+def _dropdowns(box):
+    import ipywidgets as w
+
+    return {name: c for name, c in box.controls.items() if isinstance(c, w.Dropdown)}
+
+
+def _assert_every_choice_has_a_visible_label(box):
+    """Select every option of every dropdown: the box must show its label (ipywidgets shows an empty box when the
+    value is None, which it takes for "nothing selected")."""
+    for name, d in _dropdowns(box).items():
+        for label, value in zip(d._options_labels, d._options_values, strict=True):
+            d.value = value
+            assert d.index is not None and d.label == label and label.strip(), (name, label, value)
+
+
+def _embedding_explorer(monkeypatch, calls):
+    from srlib import degradation as D
+
+    def fake(model, images, names, layer, degradations, **kw):
+        calls.append({"layer": layer, **kw})
+        return Figure()
+
+    monkeypatch.setattr(widgets, "render_embedding", fake)
+    crops = {"a": _img(32, 32), "b": _img(32, 32, seed=1)}
+    degs = {"bicubic": D.Degradation(4), "iso 2": D.Degradation(4, D.IsoGaussian(2.0))}
+    return widgets.embedding_explorer(None, crops, degs, [None, 0, 1, 2], n_locations=None)
+
+
+def test_dropdown_choices_none_show_their_label(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    calls = []
+    box = _embedding_explorer(monkeypatch, calls)
+    # the initial choices are None ("output" layer, "all" locations) and are shown, not an empty box
+    assert box.controls["layer"].label == "output" and box.controls["locations"].label == "all"
+    assert calls[-1]["layer"] is None and calls[-1]["n_locations"] is None
+    _assert_every_choice_has_a_visible_label(box)
+    box.controls["layer"].value = 1
+    box.controls["locations"].value = 16
+    assert calls[-1]["layer"] == 1 and calls[-1]["n_locations"] == 16
+    box.controls["layer"].index = 0  # what the browser sends when "output" is picked
+    box.controls["locations"].index = len(widgets.LOCATION_CHOICES) - 1
+    assert calls[-1]["layer"] is None and calls[-1]["n_locations"] is None
+    assert box.controls["layer"].label == "output" and box.controls["locations"].label == "all"
+    # the other explorers' dropdowns too
+    _assert_every_choice_has_a_visible_label(widgets.degradation_explorer(_img(), scale=4, params={"crop": 32}))
+
+
+def test_explorer_shows_a_png_and_a_static_copy_when_displayed(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    import IPython.display
+
+    box = widgets.degradation_explorer(_img(64, 64), scale=2, params={"crop": 48})
+    first = bytes(box.image.value)
+    assert first == box.static_png and first.startswith(b"\x89PNG") and box.redraws == 1
+    # the PNG is the figure the pure function draws for the same values
+    fig = widgets.render_degradation(_img(64, 64), {**widgets.DEFAULT_PARAMS, "scale": 2, "crop": 48})
+    assert first == viz.figure_png(fig)
+    box.controls["sigma"].value = 1.0
+    assert bytes(box.image.value) != first and box.static_png == first and box.redraws == 2
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False, **kw: shown.append((obj, raw)))
+    box._ipython_display_()
+    (live, raw1), (static, raw2) = shown
+    assert raw1 and raw2
+    assert live["application/vnd.jupyter.widget-view+json"]["model_id"] == box.model_id
+    assert base64.b64decode(static["image/png"]) == first
+    # the live widget carries the class and the rule that hide the static copy while it is on the page
+    assert "srlib-explorer" in box._dom_classes
+    css = " ".join(c.value for c in box.children if hasattr(c, "value") and isinstance(c.value, str))
+    assert ".jp-OutputArea-child:has(.srlib-explorer) + .jp-OutputArea-child" in css and "display: none" in css
+
+
+def test_slow_redraws_are_debounced_on_a_running_loop(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    drawn = []
+    real = widgets.render_degradation
+
+    def spy(hr, params):
+        drawn.append(params["sigma"])
+        return real(hr, params)
+
+    monkeypatch.setattr(widgets, "render_degradation", spy)
+    box = widgets.degradation_explorer(_img(64, 64), scale=2, params={"crop": 32})
+    assert len(drawn) == 1
+    box._redraw.slow_s, box._redraw.delay_s = 0.0, 0.05  # every draw counts as slow; a short pause
+
+    async def arrow_keys():
+        for v in (2.5, 2.6, 2.7, 2.8):  # four presses in a row: no draw yet
+            box.controls["sigma"].value = v
+        assert len(drawn) == 1
+        await asyncio.sleep(0.3)
+        assert drawn[1:] == [2.8]  # one draw, with the last value
+        box.controls["sigma"].value = 1.0
+        await asyncio.sleep(0.3)
+
+    asyncio.run(arrow_keys())
+    assert drawn[1:] == [2.8, 1.0] and box.redraws == 3 and "σ=1" in box.status.value
+    # fast draws, or no running loop (scripts, tests): drawn at once
+    box._redraw.slow_s = 10.0
+    box.controls["sigma"].value = 1.5
+    assert drawn[-1] == 1.5
+
+
+def test_errors_hide_the_figure_and_show_the_message(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    box = widgets.degradation_explorer(_img(64, 64), scale=2, params={"crop": 32})
+    box.controls["kernel"].value = "aniso"
+    box.controls["l1"].value = 0.1
+    box.controls["l2"].value = 0.1
+    monkeypatch.setattr(widgets, "render_degradation", lambda hr, p: 1 / 0)
+    box.controls["noise"].value = 3.0
+    assert "ZeroDivisionError" in box.status.value and "Traceback" in box.message.value
+    assert box.image.layout.display == "none"
