@@ -121,8 +121,12 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     if not isinstance(state, dict):
         raise TypeError(f"save_checkpoint({path}): state must be a dict, got {type(state).__name__}")
     _check_plain(state, "state")
+    # Serialise in memory first: torch's zip writer turns a short write (a file-size limit, a full disk) into a
+    # RuntimeError about stream positions; a plain write of the finished bytes reports the OS error itself.
+    buf = io.BytesIO()
+    torch.save(state, buf)
     with atomic_write(path) as f:
-        torch.save(state, f)
+        f.write(buf.getbuffer())
     return path
 
 

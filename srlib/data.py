@@ -43,6 +43,7 @@ import torch
 
 from srlib.fileio import atomic_write
 from srlib.imgutil import img2tensor, modcrop, tensor2img
+from srlib.locks import path_lock
 
 __all__ = [
     "CACHE_VERSION",
@@ -811,11 +812,11 @@ def _check_cache(folder: Path, key: str, stems: list[str], hrs: list[np.ndarray]
         lpath = folder / _lr_name(entry["stem"], scale)
         if not lpath.is_file():
             return None, f"LR file {lpath} is missing"
-        if file_sha256(lpath) != entry.get("lr_sha256"):
-            return None, f"LR file {lpath} does not match the sha256 in the manifest (modified or corrupt)"
-        try:
+        try:  # (OSError: another process replacing an invalid folder right now; the caller rechecks under the lock)
+            if file_sha256(lpath) != entry.get("lr_sha256"):
+                return None, f"LR file {lpath} does not match the sha256 in the manifest (modified or corrupt)"
             lr = load_image(lpath)
-        except (ImageReadError, FileNotFoundError) as e:
+        except (ImageReadError, OSError) as e:
             return None, str(e)
         if lr.shape != (hr.shape[0] // scale, hr.shape[1] // scale, 3):
             return None, f"LR file {lpath} has shape {lr.shape}, expected HR {hr.shape[:2]} / {scale}"
@@ -833,7 +834,10 @@ def cached_lr_set(image_set: ImageSet, degradation: DegradationLike, seed: int,
     ``[A-Za-z0-9._+=-]``). It holds ``<stem>x<scale>.png`` LR files and ``manifest.json`` (set, scale, stems,
     degradation dict and name, seed, cache version, key, srlib version, and per image: HR pixel sha256, HR file
     name and file sha256 for folder sets, LR file sha256, shapes, gray flag, image seed). Everything is written
-    into a temporary folder that is then renamed, so an interrupted run leaves no partial cache.
+    into a temporary folder that is then renamed, so an interrupted run leaves no partial cache. Generating holds
+    the folder's inter-process lock (:func:`srlib.locks.path_lock`, ``.<folder>.lock`` beside it): a second process
+    asking for the same set meanwhile waits (saying so on stderr), then reuses the finished folder; the images are
+    degraded once.
 
     Each HR is mod-cropped to the scale, then degraded as a (1, 3, H, W) float tensor with its own generator
     ``torch.Generator().manual_seed(image_seed(seed, stem))``: adding an image to the set never changes the LR
@@ -856,8 +860,6 @@ def cached_lr_set(image_set: ImageSet, degradation: DegradationLike, seed: int,
         ValueError: an HR image smaller than the scale, or a degradation failing on / returning the wrong shape
             for an image (the message names the set and the image).
     """
-    from tqdm.auto import tqdm
-
     scale = int(degradation.scale)
     if scale < 1:
         raise ValueError(f"degradation {degradation.name!r}: scale must be a positive integer, got {scale}")
@@ -887,11 +889,27 @@ def cached_lr_set(image_set: ImageSet, degradation: DegradationLike, seed: int,
         return [Pair(stem=r.stem, hr=hr, lr=lr, gray=r.gray) for r, hr, lr in zip(records, hrs, lrs, strict=True)]
 
     if folder.exists():
-        lrs, reason = _check_cache(folder, key, stems, hrs, scale)
+        lrs, _ = _check_cache(folder, key, stems, hrs, scale)
         if lrs is not None:
             return pairs(lrs)
-        warnings.warn(f"LR cache {folder} is invalid: {reason}; regenerating it", RuntimeWarning, stacklevel=2)
+    # One process generates a cache folder; another one asking for it meanwhile waits, then reuses it.
+    with path_lock(folder, what=f"generating the LR cache {folder.name}"):
+        if folder.exists():
+            lrs, reason = _check_cache(folder, key, stems, hrs, scale)
+            if lrs is not None:
+                return pairs(lrs)
+            warnings.warn(f"LR cache {folder} is invalid: {reason}; regenerating it", RuntimeWarning, stacklevel=2)
+        return pairs(_generate_cache(folder, key, records, hrs, hr_hashes, image_set, degradation, seed, deg_dict))
 
+
+def _generate_cache(folder: Path, key: str, records: list[ImageRecord], hrs: list[np.ndarray], hr_hashes: list[str],
+                    image_set: ImageSet, degradation: DegradationLike, seed: int, deg_dict: dict) -> list[np.ndarray]:
+    """Degrade every image into a temporary folder beside ``folder`` and install it (the caller holds the lock)."""
+    from tqdm.auto import tqdm
+
+    scale = int(degradation.scale)
+    stems = [r.stem for r in records]
+    parent = folder.parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=parent))
     try:
@@ -931,12 +949,13 @@ def cached_lr_set(image_set: ImageSet, degradation: DegradationLike, seed: int,
             "srlib_version": _srlib_version(),
             "images": entries,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        with atomic_write(tmp / "manifest.json", binary=False) as f:
+            f.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _install_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return pairs(lrs)
+    return lrs
 
 
 def _install_folder(tmp: Path, folder: Path) -> None:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from srlib import data
+from srlib import data, degradation
 from srlib.data import (
     CACHE_VERSION,
     EMBEDDED_TEST,
@@ -164,9 +164,10 @@ def test_save_image_roundtrip_and_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "g.png"]  # no temporary files left behind
 
 
+@pytest.mark.needs_data
 def test_grayscale_flag_on_set14(shared_data):
     if not (shared_data / "Set14" / "HR" / "bridge.png").is_file():
-        pytest.skip("Set14 not in the shared data")
+        pytest.skip(f"Set14 not in the data root {shared_data}")
     assert is_grayscale_file(shared_data / "Set14" / "HR" / "bridge.png")
     assert not is_grayscale_file(shared_data / "Set14" / "HR" / "baboon.png")
     img = load_image(shared_data / "Set14" / "HR" / "bridge.png")
@@ -241,6 +242,7 @@ def test_subset_keeps_first_sorted():
 # --------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.needs_data
 def test_folder_set_on_set5(shared_data):
     s = folder_set("Set5", data_root=shared_data)
     assert s.name == "Set5" and s.stems == ["baby", "bird", "butterfly", "head", "woman"]
@@ -250,6 +252,7 @@ def test_folder_set_on_set5(shared_data):
     assert available_sets(["Set5", "NoSuchSet", "embedded-test"], data_root=shared_data) == ["Set5", "embedded-test"]
 
 
+@pytest.mark.needs_data
 def test_existing_lr_on_set5(shared_data):
     lr = existing_lr("Set5", 4, data_root=shared_data)
     assert sorted(lr) == ["baby", "bird", "butterfly", "head", "woman"]
@@ -461,7 +464,8 @@ def test_cache_writes_folder_manifest_and_true_lr(tmp_path):
     for entry, h in zip(manifest["images"], hashes, strict=True):
         assert entry["hr_sha256"] == h
         assert entry["lr_sha256"] == hashlib.sha256((folder / entry["lr_file"]).read_bytes()).hexdigest()
-    assert not [p for p in (tmp_path / "toy" / "x2").iterdir() if p.name.startswith(".")]  # no temp folders
+    assert not [p for p in (tmp_path / "toy" / "x2").iterdir() if p.is_dir() and p.name.startswith(".")]  # no temp
+    assert sorted(p.name for p in (tmp_path / "toy" / "x2").iterdir() if p.is_file()) == [f".{folder.name}.lock"]
 
 
 def test_cache_is_reused_without_degrading(tmp_path, monkeypatch):
@@ -554,9 +558,8 @@ def test_cache_errors_name_the_image(tmp_path):
 
 
 def test_real_degradation_cache(tmp_path):
-    deg_mod = pytest.importorskip("srlib.degradation", reason="srlib.degradation not importable")
     s = embedded_set("test").subset(1)
-    deg = deg_mod.Degradation(2, deg_mod.IsoGaussian(1.0), 5.0)
+    deg = degradation.Degradation(2, degradation.IsoGaussian(1.0), 5.0)
     a = cached_lr_set(s, deg, seed=0, cache_dir=tmp_path)
     b = cached_lr_set(s, deg, seed=0, cache_dir=tmp_path)
     assert a[0].lr.shape == (256, 256, 3) and np.array_equal(a[0].lr, b[0].lr)
@@ -564,11 +567,11 @@ def test_real_degradation_cache(tmp_path):
     assert folder.name.startswith(f"{deg.name}-seed0-")
 
 
+@pytest.mark.needs_data
 def test_real_bicubic_matches_shipped_matlab_lr(tmp_path, shared_data):
-    deg_mod = pytest.importorskip("srlib.degradation", reason="srlib.degradation not importable")
     shipped = existing_lr("Set5", 4, data_root=shared_data)
     if not shipped:
-        pytest.skip("Set5/LR_bicubic/X4 not in the shared data")
-    pairs = cached_lr_set(folder_set("Set5", data_root=shared_data), deg_mod.Degradation(4), 0, tmp_path)
+        pytest.skip(f"Set5/LR_bicubic/X4 not in the data root {shared_data}")
+    pairs = cached_lr_set(folder_set("Set5", data_root=shared_data), degradation.Degradation(4), 0, tmp_path)
     for p in pairs:
         assert np.array_equal(p.lr, load_image(shipped[p.stem])), p.stem

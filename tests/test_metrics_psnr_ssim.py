@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from shared_paths import DATA
+import torch
+from PIL import Image
 from skimage.metrics import structural_similarity
 
+from srlib.degradation import imresize
 from srlib.imgutil import modcrop, rgb2y
 from srlib.metrics import psnr_rgb, psnr_y, ssim_map, ssim_y
 
@@ -113,18 +115,12 @@ def test_float_input_on_255_scale(pair):
     assert psnr_y(hr.astype(np.float32), sr.astype(np.float64), 1) == pytest.approx(psnr_y(hr, sr, 1), abs=1e-9)
 
 
-def test_bicubic_set5_x4_matches_published():
+@pytest.mark.needs_data
+def test_bicubic_set5_x4_matches_published(shared_data):
     """Bicubic Set5 x4: published 28.42 dB / 0.8104 (e.g. EDSR / RCAN tables; MATLAB evaluation)."""
-    data = DATA
-    if data is None or not (data / "Set5" / "LR_bicubic" / "X4").is_dir():
-        pytest.skip("Set5 HR + LR_bicubic/X4 not found (set SRLIB_DATA or provide ../shared/data)")
-    try:
-        import torch
-        from PIL import Image
-
-        from srlib.degradation import imresize
-    except ImportError as e:  # the degradation module is written separately
-        pytest.skip(f"srlib.degradation.imresize not available: {e}")
+    data = shared_data
+    if not (data / "Set5" / "LR_bicubic" / "X4").is_dir():
+        pytest.skip(f"Set5/LR_bicubic/X4 not in the data root {data}")
     psnrs, ssims = [], []
     for hr_path in sorted((data / "Set5" / "HR").glob("*.png")):
         hr = modcrop(np.asarray(Image.open(hr_path).convert("RGB")), 4)
