@@ -7,12 +7,21 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+from srlib import pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PIPELINE_PARAMETERS = {"profile", "results_dir", "interactive", "data_root"}
+#: The notebooks DESIGN.md lays out, in pipeline order (adding one means adding it here and there).
+EXPECTED = ("00_degradation_explorer", "01_cde_training", "02_cfr_training", "03_pcl_training",
+            "04_blind_baselines", "05_ablations", "06_tables")
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS, "no numbered notebooks found"
+def test_the_designed_notebooks_exist_and_the_pipeline_runs_them_in_order():
+    assert [p.stem for p in NOTEBOOKS] == list(EXPECTED)
+    assert pipeline.notebook_paths(ROOT / "notebooks") == NOTEBOOKS
+    design = (ROOT / "DESIGN.md").read_text()
+    assert [name for name in EXPECTED if name not in design] == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

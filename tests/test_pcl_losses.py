@@ -233,9 +233,33 @@ def test_default_variant_gradient_reaches_anchor_only():
 
 
 def test_embedding_is_trained_by_d_loss():
+    """L_CLD reaches every parameter of the embedding with a non-zero gradient, and steps along it lower the loss.
+
+    The one exception is a truth of Eq. (7): the loss is unchanged when every logit moves by the same constant, so the
+    bias of the last 1x1 conv (which adds that constant) gets a zero gradient."""
     _, embed, x, pos, neg = _setup()
-    dual_contrastive_d_loss(embed(pos[:, 0]), embed(x)).backward()
-    assert all(p.grad is not None for p in embed.parameters())
+    real, fake = pos[:, 0], x
+    dual_contrastive_d_loss(embed(real), embed(fake)).backward()
+    grads = {name: p.grad for name, p in embed.named_parameters()}
+    shift = next(reversed(grads))
+    assert shift == "head.1.bias" and grads[shift].numel() == 1 and grads[shift].abs().item() < 1e-6
+    zero = [n for n, g in grads.items() if n != shift and (g is None or not g.abs().sum() > 0)]
+    assert not zero, f"no gradient reaches {zero}"
+    # Descent on a batch large enough for BatchNorm (4 x 32 x 32: the last block is 2 x 2, not 1 x 1): real and fake
+    # differ in scale, and plain gradient steps separate them.
+    torch.manual_seed(3)
+    embed = PCLDiscriminator(taps=(0, 2, 4, 6))
+    g = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(4, 9, 32, 32, generator=g), 0.5 * torch.randn(4, 9, 32, 32, generator=g)
+    opt = torch.optim.SGD(embed.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(4):
+        opt.zero_grad()
+        loss = dual_contrastive_d_loss(embed(real), embed(fake))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(b < a for a, b in zip(losses[:-1], losses[1:], strict=True)) and losses[-1] < losses[0] - 0.5, losses
 
 
 def test_pcl_loss_rejects_mismatched_shapes():
