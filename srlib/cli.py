@@ -3,7 +3,13 @@
     srlib degrade Set5/HR --out lr --scale 4 [--sigma 1.2 | --aniso 2,0.2,0 | --preset NAME] [--noise 15] [--seed 0]
     srlib metrics --hr Set5/HR --sr sr --scale 4 [--crop-border 4] [--lpips] [--niqe] [--json]
     srlib upscale lr --scale 4 --model bicubic --out sr
+    srlib upscale photo.png --scale 4 --run .runs/small/dasr-... --out sr [--model dasr] [--device auto]
+                  [--tile 256] [--tile-overlap auto] [--embedding print|save]
+    srlib upscale photo.png --scale 4 --checkpoint dasr.safetensors --out sr
+    srlib export .runs/small/dasr-... --out dasr.safetensors
     srlib reproduce --profile small
+
+Subcommands are the entries of :data:`COMMANDS` (name -> arguments + function); adding one is one entry.
 
 Errors (unreadable file, bad parameter, unmatched images) print one line naming the file and the problem and exit
 with status 2; files already written stay as they are (every PNG is written atomically).
@@ -14,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -144,19 +152,116 @@ def cmd_metrics(args) -> int:
     return 0
 
 
-def cmd_upscale(args) -> int:
+def _check_readable(files: list[Path]) -> None:
+    """Every input is an image Pillow can identify (header only), before any model work."""
+    from PIL import Image, UnidentifiedImageError
+
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.size  # noqa: B018 (reading the header is the check)
+        except (UnidentifiedImageError, OSError) as e:
+            raise sdata.ImageReadError(f"{f}: not a readable image file ({type(e).__name__}: {e})") from None
+
+
+def _overlap(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise CLIError(f"--tile-overlap: expected 'auto' or an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise CLIError(f"--tile-overlap must be >= 0, got {value}")
+    return value
+
+
+def _bicubic(args, files: list[Path], out: Path) -> int:
     from srlib.evaluate import bicubic_upscaler
 
-    models = {"bicubic": bicubic_upscaler}
-    upscaler = models[args.model](args.scale)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = _inputs(args.inputs)
+    if args.embedding:
+        raise CLIError("--embedding needs a blind model (DASR, CDSR) from --run or --checkpoint")
+    upscaler = bicubic_upscaler(args.scale)
     for f in files:
         lr = sdata.load_image(f)
         sr = tensor2img(upscaler(img2tensor(lr)[None])[0])
         sdata.save_image(out / f"{f.stem}.png", sr)
-    print(f"{args.model} x{args.scale}: {len(files)} SR images -> {out}")
+    print(f"bicubic x{args.scale}: {len(files)} SR images -> {out}")
+    return 0
+
+
+def _write_embedding(out: Path, stem: str, emb, info) -> None:
+    record = {"image": stem, "model": info.describe(), "source": str(info.source), **emb.to_dict()}
+    with atomic_write(out / f"{stem}.embedding.json", binary=False) as f:
+        f.write(json.dumps(record) + "\n")
+    with atomic_write(out / f"{stem}.embedding.npy") as f:
+        np.save(f, emb.vector[0].numpy().astype(np.float32))
+
+
+def cmd_upscale(args) -> int:
+    from srlib import export, inference
+
+    source = args.run or args.checkpoint
+    if args.model == "bicubic" and source:
+        raise CLIError("--model bicubic takes no --run/--checkpoint (leave --model out to use the trained model)")
+    if not source and args.model not in (None, "bicubic"):
+        raise CLIError(f"--model {args.model} needs its trained weights: --run RUN_DIR (a training run folder) or "
+                       f"--checkpoint FILE (made by `srlib export`)")
+    if args.tile < 0:
+        raise CLIError(f"--tile must be >= 0 (0: the whole image at once), got {args.tile}")
+    spec = inference.TileSpec(tile=args.tile, overlap=_overlap(args.tile_overlap), global_stats=args.global_stats,
+                              embed_crop=args.embed_crop)
+    files = _inputs(args.inputs)
+    _check_readable(files)
+    out = Path(args.out)
+    if not source:
+        out.mkdir(parents=True, exist_ok=True)
+        return _bicubic(args, files, out)
+
+    model, info = export.load_run(args.run) if args.run else export.load_export(args.checkpoint)
+    if args.model is not None and not info.matches(args.model):
+        raise CLIError(f"--model {args.model} does not match {source}: it holds {info.describe()}; --model accepts "
+                       f"{', '.join(sorted(info.names()))} (or leave --model out: the run determines the network)")
+    if info.scale != args.scale:
+        raise CLIError(f"--scale {args.scale} does not match {source}: {info.describe()} is trained for "
+                       f"x{info.scale}")
+    blind = inference.is_blind(model)
+    if args.embedding and not blind:
+        raise CLIError(f"--embedding: {info.describe()} is not a blind model (only DASR and CDSR embed the "
+                       f"degradation)")
+    if info.id.get("stage") == "warmup":
+        print(f"srlib upscale: note: {source} is an encoder warm-up stage; its SR network is not trained yet",
+              file=sys.stderr)
+    device = inference.resolve_device(args.device)
+    model.to(device)
+    margin = inference.receptive_radius(model) if spec.overlap is None else spec.overlap
+    out.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        img = sdata.load_image(f)
+        lr = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float().div_(255.0)
+        emb = inference.degradation_embedding(model, lr, spec.embed_crop, device) if blind else None
+        if emb is not None and emb.cropped:
+            print(f"srlib upscale: {f}: {img.shape[1]}x{img.shape[0]} pixels: the degradation embedding is computed "
+                  f"from the centre {spec.embed_crop}x{spec.embed_crop} crop (--embed-crop)", file=sys.stderr)
+        sr = inference.upscale_image(model, img, spec, device=device, embedding=emb, progress=not args.no_progress,
+                                     desc=f.stem)
+        sdata.save_image(out / f"{f.stem}.png", sr)
+        if emb is not None and args.embedding == "print":
+            print(json.dumps({"image": f.stem, **emb.to_dict()}))
+        elif emb is not None and args.embedding == "save":
+            _write_embedding(out, f.stem, emb, info)
+    seams = "exact" if margin >= inference.receptive_radius(model) else "approximate: below the receptive field"
+    tiling = "whole images" if not spec.tile else (
+        f"tiles of {spec.tile} px + {margin} px margin ({seams}, global statistics: {spec.global_stats})")
+    print(f"{info.describe()} on {device}: {len(files)} SR images -> {out} ({tiling})")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from srlib import export
+
+    info = export.export_run(args.run, args.out, fmt=args.format)
+    print(f"{info.describe()} -> {info.source} ({info.source.stat().st_size:,} bytes)")
     return 0
 
 
@@ -167,11 +272,7 @@ def cmd_reproduce(args) -> int:
     return pipeline.main(argv + (["--data-root", args.data_root] if args.data_root else []))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="srlib", description="Contrastive-learning SR companion: tools and pipeline.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("degrade", help="degrade HR images into LR PNGs (+ manifest.json)")
+def _degrade_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="HR image files or folders")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--scale", type=int, required=True, help="integer downsampling factor")
@@ -182,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise level on the 0..255 scale")
     p.add_argument("--seed", type=int, default=0, help="noise seed (per image: derived from seed and file stem)")
     p.add_argument("--resize", choices=D.RESIZE_MODES, default="matlab", help="downsampler (default: MATLAB bicubic)")
-    p.set_defaults(func=cmd_degrade)
 
-    p = sub.add_parser("metrics", help="PSNR/SSIM (Y), RGB PSNR, LPIPS, NIQE of SR images against HR")
+
+def _metrics_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hr", required=True, help="folder of HR images")
     p.add_argument("--sr", required=True, help="folder of SR images (paired with HR by file stem)")
     p.add_argument("--scale", type=int, required=True, help="HR is cropped to a multiple of it")
@@ -193,20 +294,82 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex")
     p.add_argument("--niqe", action="store_true", help="also NIQE of the SR image (MATLAB pristine model)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_metrics)
 
-    p = sub.add_parser("upscale", help="upscale LR images")
+
+def _upscale_arguments(p: argparse.ArgumentParser) -> None:
+    from srlib.inference import DEVICES, GLOBAL_STATS
+
     p.add_argument("inputs", nargs="+", help="LR image files or folders")
-    p.add_argument("--scale", type=int, required=True)
-    p.add_argument("--model", choices=("bicubic",), default="bicubic", help="bicubic = MATLAB-exact imresize")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_upscale)
+    p.add_argument("--scale", type=int, required=True, help="SR factor (checked against the model's)")
+    p.add_argument("--model", default=None,
+                   help="bicubic (MATLAB-exact imresize; the default without --run/--checkpoint), or the method of the "
+                        "trained model, checked against its run.json: e.g. crl-sr, dasr, cdsr, edsr, rcan, rcan+pcl "
+                        "(the run or checkpoint determines the network; a mismatch is an error)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--run", metavar="RUN_DIR", help="a training run folder (run.json + checkpoint.pt)")
+    src.add_argument("--checkpoint", metavar="FILE", help="a model file written by `srlib export`")
+    p.add_argument("--out", required=True, help="output folder (<stem>.png per input)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto: cuda when available, else cpu")
+    p.add_argument("--tile", type=int, default=256, help="tile side in LR pixels (0: the whole image at once)")
+    p.add_argument("--tile-overlap", default="auto",
+                   help="margin in LR pixels read around each tile; auto (default) = the network's receptive field, "
+                        "so the output equals a whole-image pass; smaller is faster and approximate at tile seams")
+    p.add_argument("--global-stats", choices=GLOBAL_STATS, default="exact",
+                   help="RCAN/CDSR pool over the whole image: exact (whole-image means, a few extra passes) or "
+                        "tile (each tile pools over itself)")
+    p.add_argument("--embed-crop", type=int, default=1024,
+                   help="blind models embed the degradation from the whole LR image, or from its centre crop of "
+                        "this side when a side is longer")
+    p.add_argument("--embedding", choices=("print", "save"),
+                   help="blind models: print the degradation embedding as JSON, or save <stem>.embedding.npy (the "
+                        "vector the SR network uses) and <stem>.embedding.json (every embedding) beside the SR image")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("reproduce", help="run every notebook with papermill and write results/<profile>/")
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    from srlib.export import FORMATS
+
+    p.add_argument("run", help="a training run folder (run.json + checkpoint.pt)")
+    p.add_argument("--out", required=True, help="the model file to write (e.g. model.safetensors)")
+    p.add_argument("--format", choices=FORMATS, default="auto",
+                   help="safetensors (default when installed) or torch (tensors + JSON, loaded with weights_only)")
+
+
+def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None)
     p.add_argument("--only", nargs="*")
     p.add_argument("--data-root", default=None)
-    p.set_defaults(func=cmd_reproduce)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """One subcommand: its help line, a function adding its arguments, and the function running it (-> exit code)."""
+
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {
+    "degrade": Command(help="degrade HR images into LR PNGs (+ manifest.json)", arguments=_degrade_arguments,
+                       run=cmd_degrade),
+    "metrics": Command(help="PSNR/SSIM (Y), RGB PSNR, LPIPS, NIQE of SR images against HR",
+                       arguments=_metrics_arguments, run=cmd_metrics),
+    "upscale": Command(help="upscale LR images with bicubic or a trained model (tiled, any size)",
+                       arguments=_upscale_arguments, run=cmd_upscale),
+    "export": Command(help="write a trained run as a self-describing safetensors model file",
+                      arguments=_export_arguments, run=cmd_export),
+    "reproduce": Command(help="run every notebook with papermill and write results/<profile>/",
+                         arguments=_reproduce_arguments, run=cmd_reproduce),
+}
+"""The subcommands, in the order ``srlib --help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="srlib", description="Contrastive-learning SR companion: tools and pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        command.arguments(sub.add_parser(name, help=command.help))
     return parser
 
 
@@ -217,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"srlib {args.command}: error: --scale must be >= 1, got {scale}", file=sys.stderr)
         return 2
     try:
-        return args.func(args)
+        return COMMANDS[args.command].run(args)
     except (CLIError, D.DegradationError, sdata.ImageReadError, FileNotFoundError, ValueError) as e:
         print(f"srlib {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from srlib import cli
@@ -112,3 +113,157 @@ def test_bad_inputs_exit_2_with_a_clear_message(tmp_path, capsys):
     for argv, message in cases:
         assert _run(*argv) == 2, argv
         assert message in capsys.readouterr().err, argv
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# upscale with trained models, export
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def dasr_run(tmp_path):
+    from test_export import TINY_DASR, make_run
+
+    return make_run(tmp_path / "runs" / "dasr-x4-s0", "DASR", TINY_DASR)
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    """Two small RGB photos (structured, not flat) and their folder."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    g = np.random.default_rng(0)
+    for name, (h, w) in (("a", (37, 45)), ("b", (30, 26))):
+        yy, xx = np.mgrid[:h, :w]
+        img = np.stack([(xx * 5) % 256, (yy * 7) % 256, g.integers(0, 256, (h, w))], axis=-1).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"{name}.png")
+    return folder
+
+
+def test_upscale_with_a_run_matches_the_whole_image_model(tmp_path, dasr_run, photos, native_conv):
+    from srlib.export import load_run
+
+    out = tmp_path / "sr"
+    assert _run("upscale", photos, "--scale", 4, "--model", "dasr", "--run", dasr_run, "--out", out, "--tile", 12,
+                "--device", "cpu", "--no-progress") == 0
+    model, _ = load_run(dasr_run)
+    for name in ("a", "b"):
+        lr = load_image(photos / f"{name}.png")
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(lr.transpose(2, 0, 1).copy())[None].float() / 255.0)
+        ref = (ref[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        sr = load_image(out / f"{name}.png")
+        assert sr.shape == (lr.shape[0] * 4, lr.shape[1] * 4, 3)
+        assert np.abs(sr.astype(int) - ref.astype(int)).max() <= 1 and (sr != ref).mean() < 1e-3
+
+
+def test_upscale_with_an_export_gives_the_same_bytes(tmp_path, dasr_run, photos, capsys, native_conv):
+    model_file = tmp_path / "dasr.safetensors"
+    assert _run("export", dasr_run, "--out", model_file) == 0
+    assert f"DASR x4 (blind/dasr, network DASR, seed 0, stage joint, step 7) -> {model_file}" in capsys.readouterr().out
+    for flag, src, out in (("--run", dasr_run, "a"), ("--checkpoint", model_file, "b")):
+        assert _run("upscale", photos, "--scale", 4, flag, src, "--out", tmp_path / out, "--tile", 16,
+                    "--no-progress") == 0
+    for name in ("a.png", "b.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_upscale_embedding_print_and_save(tmp_path, dasr_run, photos, capsys, native_conv):
+    from srlib import inference
+    from srlib.export import load_run
+
+    assert _run("upscale", photos / "a.png", "--scale", 4, "--run", dasr_run, "--out", tmp_path / "p",
+                "--embedding", "print", "--no-progress") == 0
+    printed = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert _run("upscale", photos / "a.png", "--scale", 4, "--run", dasr_run, "--out", tmp_path / "s",
+                "--embedding", "save", "--no-progress") == 0
+    saved = json.loads((tmp_path / "s" / "a.embedding.json").read_text())
+    vec = np.load(tmp_path / "s" / "a.embedding.npy")
+    model, _ = load_run(dasr_run)
+    lr = torch.from_numpy(load_image(photos / "a.png").transpose(2, 0, 1).copy())[None].float() / 255.0
+    with torch.inference_mode():
+        fea = model.embed(lr)["fea"][0].numpy()
+    assert vec.shape == (16,) and vec.dtype == np.float32 and np.array_equal(vec, fea)
+    assert printed["consumed"] == "fea" and np.allclose(printed["vectors"]["fea"], fea, rtol=0, atol=1e-6)
+    assert saved["image"] == "a" and saved["region"] == [0, 37, 0, 45] and set(saved["vectors"]) == {"fea", "q"}
+    assert inference.is_blind(model)
+
+
+def test_upscale_progress_bar(tmp_path, dasr_run, photos):
+    out = subprocess.run([sys.executable, "-m", "srlib.cli", "upscale", photos / "a.png", "--scale", "4", "--run",
+                          dasr_run, "--out", tmp_path / "sr", "--tile", "16"], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert "a: 100%" in out.stderr and "9/9" in out.stderr  # 3 x 3 tiles, one pass (DASR pools nothing globally)
+    # margin = receptive radius: head 1 + DA block 4 + group conv 1 + body conv 1 + two x2 upsampler convs 2 + tail 1
+    assert "tiles of 16 px + 10 px margin (exact" in out.stdout
+
+
+def test_upscale_bicubic_unchanged(tmp_path, photos):
+    from srlib.evaluate import bicubic_upscaler
+    from srlib.imgutil import img2tensor, tensor2img
+
+    assert _run("upscale", photos, "--scale", 3, "--out", tmp_path / "sr") == 0
+    lr = load_image(photos / "b.png")
+    expected = tensor2img(bicubic_upscaler(3)(img2tensor(lr)[None])[0])
+    assert np.array_equal(load_image(tmp_path / "sr" / "b.png"), expected)
+
+
+def test_upscale_and_export_errors(tmp_path, dasr_run, photos, capsys):
+    from test_export import TINY_EDSR, Touch, make_run
+
+    edsr = make_run(tmp_path / "runs" / "edsr", "EDSR", TINY_EDSR,
+                    ident={"paper": "pcl-sr", "method": "pcl", "network": "EDSR-S", "arm": "control"})
+    no_spec = tmp_path / "runs" / "old"
+    no_spec.mkdir()
+    (no_spec / "checkpoint.pt").write_bytes(b"")
+    unknown = make_run(tmp_path / "runs" / "unknown", "EDSR", TINY_EDSR)
+    spec = json.loads((unknown / "run.json").read_text())
+    (unknown / "run.json").write_text(json.dumps({**spec, "arch": {"name": "SwinIR", "kwargs": {}}}))
+    marker = tmp_path / "pwned"
+    evil = make_run(tmp_path / "runs" / "evil", "EDSR", TINY_EDSR, checkpoint_extra={"x": Touch(marker)})
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    out = tmp_path / "sr"
+    up = ["upscale", photos, "--out", out]
+    cases = [
+        ([*up, "--scale", 4, "--model", "cdsr", "--run", dasr_run],
+         f"--model cdsr does not match {dasr_run}: it holds DASR x4"),
+        ([*up, "--scale", 2, "--model", "edsr+pcl", "--run", edsr], "accepts edsr, edsr+control"),
+        ([*up, "--scale", 2, "--run", dasr_run], f"--scale 2 does not match {dasr_run}: DASR x4"),
+        ([*up, "--scale", 2, "--run", no_spec], f"{no_spec / 'run.json'}: missing"),
+        ([*up, "--scale", 2, "--run", unknown], "unknown architecture 'SwinIR'"),
+        ([*up, "--scale", 2, "--run", evil], f"{evil / 'checkpoint.pt'}: refused to load"),
+        ([*up, "--scale", 2, "--checkpoint", evil / "checkpoint.pt"], f"{evil / 'checkpoint.pt'}: refused to load"),
+        ([*up, "--scale", 2, "--checkpoint", tmp_path / "none.safetensors"], "none.safetensors: no such model file"),
+        ([*up, "--scale", 2, "--checkpoint", dasr_run], "is a folder; pass a run folder with --run"),
+        ([*up, "--scale", 4, "--model", "dasr"], "--model dasr needs its trained weights: --run RUN_DIR"),
+        ([*up, "--scale", 4, "--model", "bicubic", "--run", dasr_run], "--model bicubic takes no --run"),
+        ([*up, "--scale", 2, "--run", edsr, "--embedding", "save"], "is not a blind model"),
+        ([*up, "--scale", 4, "--run", dasr_run, "--tile", -1], "--tile must be >= 0"),
+        ([*up, "--scale", 4, "--run", dasr_run, "--tile-overlap", "x"], "--tile-overlap: expected 'auto'"),
+        (["upscale", photos / "a.png", notes, "--out", out, "--scale", 4, "--run", dasr_run],
+         f"{notes}: not a readable image file"),
+        (["export", no_spec, "--out", tmp_path / "m.safetensors"], "run.json: missing"),
+        (["export", evil, "--out", tmp_path / "m.safetensors"], "refused to load"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(([*up, "--scale", 4, "--run", dasr_run, "--device", "cuda"], "torch sees no CUDA GPU"))
+    for argv, message in cases:
+        assert _run(*argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err, (argv, err)
+    assert not marker.exists() and not out.exists() and not (tmp_path / "m.safetensors").exists()
+
+
+def test_commands_dispatch_through_one_table():
+    assert list(cli.COMMANDS) == ["degrade", "metrics", "upscale", "export", "reproduce"]
+    for name, command in cli.COMMANDS.items():
+        assert cli.build_parser().parse_args(_minimal_argv(name)).command == name
+        assert callable(command.run)
+
+
+def _minimal_argv(name: str) -> list[str]:
+    return {"degrade": ["degrade", "x", "--out", "o", "--scale", "2"], "metrics": ["metrics", "--hr", "a", "--sr", "b",
+            "--scale", "2"], "upscale": ["upscale", "x", "--scale", "2", "--out", "o"], "export": ["export", "r",
+            "--out", "m"], "reproduce": ["reproduce"]}[name]
