@@ -7,8 +7,10 @@ Each notebook runs headless (kernel ``python3``, the notebooks folder as working
 per-cell timeout from the profile) with the parameters ``profile``, ``results_dir`` and ``interactive=False``.
 It writes its tables and figures into a staging folder; only when the notebook succeeds are they moved into
 ``results/<profile>/`` (file by file, atomically), so a failing run never destroys or half-overwrites earlier
-results. The run stops at the first failure and prints a summary; the failed notebook's partial outputs stay in
-``results/<profile>/.staging/`` and its executed copy in ``results/<profile>/executed/`` (both git-ignored).
+results. The run stops at the first failure, prints a summary naming the failing cell (its index, first source line
+and error) and exits non-zero; the failed notebook's partial outputs stay in ``results/<profile>/.staging/``, its
+executed copy and ``<name>.failure.txt`` (the summary and the traceback) in ``results/<profile>/executed/`` (both
+git-ignored).
 ``results/<profile>/manifest.json`` records the git commit, the profile, the machine and each notebook's wall time.
 """
 
@@ -20,6 +22,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -97,13 +100,98 @@ def _check_parameters(path: Path, parameters: dict) -> None:
         raise SystemExit(f"{path.name} has no parameters {unknown} (declared: {sorted(declared)})")
 
 
+def _first_line(source: str) -> str:
+    lines = [ln.strip() for ln in source.splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def _error_text(exc: BaseException) -> str:
+    """``Name: message`` of a notebook failure (papermill's error carries the cell's exception name and value)."""
+    if hasattr(exc, "ename"):
+        text = f"{exc.ename}: {exc.evalue}" if exc.evalue else exc.ename
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _cell_failed(cell) -> bool:
+    if cell.get("cell_type") != "code":
+        return False
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error" and not (out.get("ename") == "SystemExit"
+                                                      and out.get("evalue") in ("", "0")):
+            return True
+    return bool(cell.get("metadata", {}).get("papermill", {}).get("exception"))
+
+
+def failing_cell(executed: Path, exc: BaseException) -> dict:
+    """Where a notebook failed: ``index`` (0-based, of the cell in the source notebook), ``execution_count``,
+    ``first_line`` of its source and ``error`` (``Name: message``).
+
+    Read from the executed copy (the cell with an error output, or that papermill marked as failing: a timeout or a
+    dead kernel), skipping the cells papermill adds (injected parameters, the error banner); from the exception
+    alone where the copy is missing. Unknown fields are None.
+    """
+    info = {"index": None, "execution_count": getattr(exc, "exec_count", None),
+            "first_line": _first_line(getattr(exc, "source", "") or "") or None, "error": _error_text(exc)}
+    try:
+        import nbformat
+
+        nb = nbformat.read(str(executed), as_version=4)
+    except Exception:  # no executed copy (the kernel never started): the exception is all there is
+        return info
+    index = 0
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
+            continue
+        if _cell_failed(cell):
+            info.update(index=index, execution_count=cell.get("execution_count"),
+                        first_line=_first_line(cell.source) or None)
+            break
+        index += 1
+    return info
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
+
+def _write_failure(executed_dir: Path, path: Path, entry: dict, exc: BaseException) -> Path:
+    """``executed/<notebook>.failure.txt``: the summary and the cell's traceback (git-ignored, beside the copy)."""
+    cell = entry["failed_cell"]
+    tb = getattr(exc, "traceback", None)
+    tb_text = _strip_ansi("\n".join(tb)) if isinstance(tb, list) and tb else _strip_ansi(str(exc))
+    out = executed_dir / f"{path.stem}.failure.txt"
+    with atomic_write(out, binary=False) as f:
+        f.write(f"notebook: {path}\nexecuted copy: {executed_dir / path.name}\n"
+                f"failed at: {_cell_words(cell, path)}\nerror: {cell['error']}\n"
+                f"finished at: {entry['finished_at']}\n\n{tb_text}\n")
+    return out
+
+
+def _cell_words(cell: dict, path: Path) -> str:
+    where = f"cell {cell['index']} (0-based) of {path.name}" if cell["index"] is not None else f"a cell of {path.name}"
+    if cell["execution_count"] is not None:
+        where += f", In [{cell['execution_count']}] in the executed copy"
+    return where + (f": {cell['first_line']}" if cell["first_line"] else "")
+
+
 def run(
     profile: str | None = None,
     only: list[str] | None = None,
     root: Path | None = None,
     data_root: str | None = None,
 ) -> int:
-    """Execute the notebooks of the checkout at ``root`` for ``profile``; returns 0 if all succeeded, else 1."""
+    """Execute the notebooks of the checkout at ``root`` for ``profile``; returns 0 if all succeeded, else 1.
+
+    A notebook's outputs are promoted into ``results/<profile>/`` only when it succeeds. At the first failure the
+    run stops: results promoted earlier (in this run or before) stay as they are, and so does the failed notebook's
+    entry in ``manifest.json`` (it still describes the files its last successful run promoted); the executed copy
+    (``executed/<name>.ipynb``) and a summary naming the failing cell with its traceback
+    (``executed/<name>.failure.txt``) are written, and the summary is printed.
+    """
     import papermill as pm
 
     prof = profiles.resolve(profile)
@@ -123,6 +211,7 @@ def run(
         data_root=data_root or os.environ.get("SRLIB_DATA"),
     )
     manifest.setdefault("notebooks", {})
+    this_run: dict[str, dict] = {}
     status = 0
     t_run = time.perf_counter()
     for path in paths:
@@ -135,7 +224,9 @@ def run(
         _check_parameters(path, parameters)
         print(f"\n=== {path.name} (profile {prof.name}) ===", flush=True)
         t0 = time.perf_counter()
+        (executed / f"{path.stem}.failure.txt").unlink(missing_ok=True)
         entry = {"status": "ok", "error": None}
+        failure = None
         try:
             pm.execute_notebook(
                 str(path),
@@ -148,13 +239,18 @@ def run(
                 execution_timeout=prof.cell_timeout,
             )
         except Exception as exc:  # papermill raises PapermillExecutionError, or kernel/timeout errors
-            entry = {"status": "failed", "error": f"{type(exc).__name__}: {getattr(exc, 'evalue', exc)}"}
+            failure = exc
+            cell = failing_cell(executed / path.name, exc)
+            entry = {"status": "failed", "error": cell["error"], "failed_cell": cell}
             status = 1
         entry["wall_s"] = round(time.perf_counter() - t0, 1)
         entry["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        if entry["status"] == "ok":
+        if failure is None:
             entry["outputs"] = _promote(staging, final)
-        manifest["notebooks"][path.stem] = entry
+            manifest["notebooks"][path.stem] = entry
+        else:
+            entry["summary_file"] = str(_write_failure(executed, path, entry, failure))
+        this_run[path.stem] = entry
         if status:
             break
     if status == 0 and staging.exists():
@@ -162,23 +258,25 @@ def run(
     manifest["wall_s"] = round(time.perf_counter() - t_run, 1)
     manifest["tables"] = {p.name: file_sha256(p) for p in sorted((final / "tables").glob("*.csv"))}
     _write_json(manifest_path, manifest)
-    _print_summary(paths, manifest, final)
+    _print_summary(paths, this_run, final, manifest["wall_s"])
     return status
 
 
-def _print_summary(paths: list[Path], manifest: dict, final: Path) -> None:
+def _print_summary(paths: list[Path], this_run: dict[str, dict], final: Path, wall_s: float) -> None:
     print("\nnotebook                            status     wall")
     for p in paths:
-        e = manifest["notebooks"].get(p.stem)
+        e = this_run.get(p.stem)
         if e is None:
             print(f"{p.stem:35s} {'not run':10s}")
             continue
         print(f"{p.stem:35s} {e['status']:10s} {e['wall_s']:7.1f} s")
         if e["status"] != "ok":
+            print(f"  failed at: {_cell_words(e['failed_cell'], p)}")
             print(f"  error: {e['error']}")
-            print(f"  executed notebook (see the failing cell): {final / 'executed' / p.name}")
+            print(f"  executed notebook: {final / 'executed' / p.name}")
+            print(f"  summary and traceback: {e['summary_file']}")
             print(f"  partial outputs: {final / '.staging'}  (earlier results in {final} were left intact)")
-    print(f"total {manifest['wall_s']:.1f} s; results in {final}")
+    print(f"total {wall_s:.1f} s; results in {final}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,9 @@
 """The papermill runner: runs notebooks in order, promotes outputs only on success, stops at the first failure."""
 
 import json
+import os
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -10,13 +13,19 @@ from srlib import pipeline
 PARAMS = "profile = None\nresults_dir = None\ninteractive = None\ndata_root = None"
 
 
-def _notebook(path, body):
+def _notebook(path, *cells):
+    """A notebook: the parameters cell, then ``cells`` (code, or markdown when a string starts with '# md:')."""
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell(PARAMS)
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.cells = [params] + [nbformat.v4.new_markdown_cell(c[5:]) if c.startswith("# md:") else
+                           nbformat.v4.new_code_cell(c) for c in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
+
+
+EARLIER_ENTRY = {"status": "ok", "error": None, "outputs": ["tables/b.csv"], "wall_s": 1.0,
+                 "finished_at": "2025-01-01T00:00:00+00:00"}
 
 
 @pytest.fixture
@@ -26,17 +35,18 @@ def checkout(tmp_path):
     nbs.mkdir()
     write = "from pathlib import Path\n(Path(results_dir) / 'tables').mkdir(exist_ok=True)\n"
     _notebook(nbs / "00_first.ipynb", write + "(Path(results_dir) / 'tables' / 'a.csv').write_text(profile)")
-    _notebook(nbs / "01_second.ipynb", write + "(Path(results_dir) / 'tables' / 'b.csv').write_text('new')\n"
-              "raise RuntimeError('deliberate failure')")
+    _notebook(nbs / "01_second.ipynb", "# md:Writes b.csv, then fails in its fourth cell (index 3).",
+              write + "(Path(results_dir) / 'tables' / 'b.csv').write_text('new')",
+              "\nvalue = 41 + 1\nraise RuntimeError(f'deliberate failure {value}')")
     _notebook(nbs / "02_third.ipynb", write + "(Path(results_dir) / 'tables' / 'c.csv').write_text('never')")
-    earlier = tmp_path / "results" / "smoke" / "tables"
-    earlier.mkdir(parents=True)
-    (earlier / "b.csv").write_text("earlier")
+    earlier = tmp_path / "results" / "smoke"
+    (earlier / "tables").mkdir(parents=True)
+    (earlier / "tables" / "b.csv").write_text("earlier")  # promoted by an earlier successful run of 01
+    (earlier / "manifest.json").write_text(json.dumps({"notebooks": {"01_second": EARLIER_ENTRY}}))
     return tmp_path
 
 
-def test_pipeline_stops_at_first_failure_and_keeps_earlier_results(checkout, capsys):
-    assert pipeline.run("smoke", root=checkout) == 1
+def _check_failed_run(checkout, summary: str):
     out = checkout / "results" / "smoke"
     assert (out / "tables" / "a.csv").read_text() == "smoke"  # promoted after 00 succeeded
     assert (out / "tables" / "b.csv").read_text() == "earlier"  # 01 failed: its output was not promoted
@@ -45,12 +55,34 @@ def test_pipeline_stops_at_first_failure_and_keeps_earlier_results(checkout, cap
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["profile"]["name"] == "smoke" and manifest["machine"]["cpu_count"] >= 1
     assert manifest["notebooks"]["00_first"]["status"] == "ok"
-    assert manifest["notebooks"]["01_second"]["status"] == "failed"
-    assert "deliberate failure" in manifest["notebooks"]["01_second"]["error"]
+    assert manifest["notebooks"]["01_second"] == EARLIER_ENTRY  # still describes the b.csv that is there
     assert "02_third" not in manifest["notebooks"]
-    assert (out / "executed" / "01_second.ipynb").exists()
-    summary = capsys.readouterr().out
-    assert "deliberate failure" in summary and "not run" in summary
+    executed = nbformat.read(out / "executed" / "01_second.ipynb", as_version=4)
+    assert any(o.get("ename") == "RuntimeError" for c in executed.cells for o in c.get("outputs", []))
+    # The summary names the failing cell (index in the source notebook, first line) and the error.
+    assert "01_second                           failed" in summary and "not run" in summary
+    # In [4]: the parameters cell, papermill's injected cell, the writing cell, then this one.
+    assert "failed at: cell 3 (0-based) of 01_second.ipynb, In [4] in the executed copy: value = 41 + 1" in summary
+    assert "error: RuntimeError: deliberate failure 42" in summary
+    failure = (out / "executed" / "01_second.failure.txt").read_text()
+    assert "failed at: cell 3 (0-based) of 01_second.ipynb" in failure and "value = 41 + 1" in failure
+    assert "deliberate failure 42" in failure.split("finished at:")[1]  # the traceback follows
+    assert "\x1b[" not in failure
+
+
+def test_failing_notebook_stops_the_run_keeps_results_and_names_the_cell(checkout, capsys):
+    assert pipeline.run("smoke", root=checkout) == 1
+    _check_failed_run(checkout, capsys.readouterr().out)
+
+
+def test_make_reproduce_exits_non_zero_on_a_failing_notebook(checkout):
+    """What `make reproduce` runs, as a process: its exit status is what make (and CI) see."""
+    env = {**os.environ, "TQDM_MININTERVAL": "30"}
+    env.pop("SRLIB_PROFILE", None)
+    res = subprocess.run([sys.executable, "-m", "srlib.pipeline", "--profile", "smoke"], cwd=checkout,
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
+    _check_failed_run(checkout, res.stdout)
 
 
 def test_unknown_parameter_is_an_error(checkout):
