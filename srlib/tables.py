@@ -232,15 +232,14 @@ def cell_text(ours: float, std: float, n_seeds: int, paper: Sequence[float] | fl
 
 
 def verdict(ours: float, paper: float, metric: str) -> float:
-    """+1 when ours is better than the paper, -1 worse, 0 equal at the shown precision, NaN when one is missing.
-
-    "Better" is higher, except for :data:`LOWER_IS_BETTER` metrics.
+    """+1 when ours is better than the paper, -1 worse, 0 when the difference rounds to zero at the shown precision
+    (as :func:`delta_text` shows it), NaN when one is missing. "Better" is higher, except for
+    :data:`LOWER_IS_BETTER` metrics.
     """
     if not (np.isfinite(ours) and np.isfinite(paper)):
         return math.nan
-    d = DECIMALS.get(metric, DEFAULT_DECIMALS)
-    diff = round(float(ours), d) - round(float(paper), d)
-    if abs(diff) < 0.5 * 10.0**-d:
+    diff = float(f"{ours - paper:.{DECIMALS.get(metric, DEFAULT_DECIMALS)}f}")
+    if diff == 0:
         return 0.0
     return float(np.sign(diff) * (-1 if metric in LOWER_IS_BETTER else 1))
 
