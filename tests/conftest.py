@@ -28,6 +28,23 @@ ACCEPTED_SKIP_MARKERS = {
     "needs_gpu": "a CUDA device",
 }
 _FIXTURE_MARKERS = {"shared_data": "needs_data", "shared_weights": "needs_weights"}
+_SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+#: The check a marker runs before its test (the test skips, accepted, when it fails). Markers without an entry are
+#: checked by their test (needs_mount_namespace: whether this machine allows the mount).
+_MARKER_CHECKS = {
+    "needs_data": lambda: DATA is not None and (DATA / "Set5" / "HR").is_dir(),
+    "needs_weights": lambda: WEIGHTS is not None and (WEIGHTS / "lpips_check").is_dir(),
+    "needs_papers": lambda: (_SHARED / "papers").is_dir() and (_SHARED / "research").is_dir(),
+    "needs_gpu": _has_gpu,
+}
 _SKIPS = pytest.StashKey[list]()
 _COLLECT_SKIPS: list = []  # collection reports carry no config: kept here, emptied at configure
 
@@ -79,6 +96,14 @@ def pytest_collection_modifyitems(config, items):
         for fixture, marker in _FIXTURE_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
+
+
+def pytest_runtest_setup(item):
+    """A test marked ``needs_X`` skips (accepted) where the machine lacks X: ``@pytest.mark.needs_weights`` replaces a
+    hand-written ``skipif``."""
+    for marker, available in _MARKER_CHECKS.items():
+        if item.get_closest_marker(marker) is not None and not available():
+            pytest.skip(f"this machine lacks {ACCEPTED_SKIP_MARKERS[marker]}")
 
 
 def _reason(report) -> str:

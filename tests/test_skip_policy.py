@@ -1,5 +1,6 @@
 """The skip policy of tests/conftest.py, run on a throw-away test folder: a skip without an accepted marker fails the
-session (even when every test passed), a marked skip does not, and the skip report lists both."""
+session (even when every test passed), a marked skip does not, a ``needs_X`` marker skips its test by itself where the
+machine lacks X, and the skip report lists every skip."""
 
 import os
 import shutil
@@ -23,7 +24,11 @@ _TESTS = textwrap.dedent("""
 
     @pytest.mark.needs_data
     def test_marked_skip():
-        pytest.skip("Set5 not found")
+        raise AssertionError("never runs: the marker skips it where the data are missing")
+
+    @pytest.mark.needs_papers
+    def test_papers():
+        raise AssertionError("never runs: this folder has no ../shared")
 
     def test_fixture_marks_itself(shared_data):
         pass
@@ -58,13 +63,16 @@ def _pytest(folder: Path, *args: str) -> tuple[int, str, str]:
 def test_unmarked_skips_fail_the_session(suite):
     rc, out, report = _pytest(suite)
     assert rc == 1, out  # every test passed or skipped, yet the session fails
-    assert "1 passed" in out and "4 skipped" in out and "1 xfailed" in out
-    assert "2 skipped without one -> the session fails" in out
+    assert "1 passed" in out and "5 skipped" in out and "1 xfailed" in out
+    assert "3 skipped with an accepted marker, 2 skipped without one -> the session fails" in out
     lines = sorted(report.splitlines())
     assert lines == sorted([
-        "accepted [needs_data] test_policy_demo.py::test_marked_skip: Set5 not found",
-        f"accepted [needs_data] test_policy_demo.py::test_fixture_marks_itself: SR data not found "
-        f"({suite / 'no-such-data'}): set SRLIB_DATA to a folder with <Set>/HR/*.png",
+        "accepted [needs_data] test_policy_demo.py::test_marked_skip: this machine lacks the standard SR test sets "
+        "(SRLIB_DATA or ../shared/data with <Set>/HR/*.png)",
+        "accepted [needs_papers] test_policy_demo.py::test_papers: this machine lacks the paper texts / research "
+        "notes in ../shared (papers/, research/)",
+        "accepted [needs_data] test_policy_demo.py::test_fixture_marks_itself: this machine lacks the standard SR "
+        "test sets (SRLIB_DATA or ../shared/data with <Set>/HR/*.png)",
         "unaccepted [-] test_policy_demo.py::test_bare_skip: srlib.something is broken",
         "unaccepted [-] test_policy_demo.py::test_skipif_unmarked: a skipif without an accepted marker",
     ])
@@ -73,8 +81,8 @@ def test_unmarked_skips_fail_the_session(suite):
 def test_marked_skips_are_accepted(suite):
     rc, out, report = _pytest(suite, "-k", "not unmarked and not bare")
     assert rc == 0, out
-    assert "2 skipped with an accepted marker, 0 skipped without one" in out
-    assert all(line.startswith("accepted [needs_data]") for line in report.splitlines()) and report
+    assert "3 skipped with an accepted marker, 0 skipped without one" in out
+    assert all(line.startswith("accepted [needs_") for line in report.splitlines()) and report
 
 
 def test_module_level_importorskip_fails_the_session(suite):
