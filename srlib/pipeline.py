@@ -32,6 +32,7 @@ from pathlib import Path
 from srlib import profiles
 from srlib.data import file_sha256
 from srlib.fileio import atomic_write
+from srlib.locks import path_lock
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
@@ -190,15 +191,25 @@ def run(
     run stops: results promoted earlier (in this run or before) stay as they are, and so does the failed notebook's
     entry in ``manifest.json`` (it still describes the files its last successful run promoted); the executed copy
     (``executed/<name>.ipynb``) and a summary naming the failing cell with its traceback
-    (``executed/<name>.failure.txt``) are written, and the summary is printed.
+    (``executed/<name>.failure.txt``) are written, and the summary is printed. A second pipeline started on the same
+    ``results/<profile>/`` waits for the first (with a message on stderr).
     """
-    import papermill as pm
-
     prof = profiles.resolve(profile)
     root = (root or profiles.repo_root() or Path.cwd()).resolve()
     notebook_dir = root / "notebooks"
     paths = notebook_paths(notebook_dir, only)
     final = root / "results" / prof.name
+    # Two pipelines on one results folder would share .staging and overwrite each other's manifest: the second waits.
+    # (The lock file goes into the git-ignored executed/ folder: results/<profile>/executed/.pipeline.lock.)
+    with path_lock(final / "executed" / "pipeline", what=f"make reproduce (profile {prof.name})"):
+        return _run_notebooks(prof, paths, notebook_dir, final, root, data_root)
+
+
+def _run_notebooks(prof, paths: list[Path], notebook_dir: Path, final: Path, root: Path,
+                   data_root: str | None) -> int:
+    """The body of :func:`run`, called while holding the lock of ``final``."""
+    import papermill as pm
+
     staging, executed = final / ".staging", final / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     manifest_path = final / "manifest.json"

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import nbformat
 import pytest
@@ -89,3 +90,41 @@ def test_unknown_parameter_is_an_error(checkout):
     nb = checkout / "notebooks" / "00_first.ipynb"
     with pytest.raises(SystemExit, match="has no parameters"):
         pipeline._check_parameters(nb, {"profile": "smoke", "n_iters": 3})
+
+
+def test_second_pipeline_on_the_same_results_waits(tmp_path):
+    """Two `make reproduce` processes on one checkout: the second waits for the first (with a message) instead of
+    sharing its staging folder and manifest; the notebook runs never overlap."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "notebooks").mkdir()
+    _notebook(tmp_path / "notebooks" / "00_slow.ipynb",
+              "import time\nfrom pathlib import Path\nroot = Path(results_dir).parents[2]\n"
+              "with open(root / 'log.txt', 'a') as f:\n    f.write('start\\n')\n"
+              "(root / 'in_notebook').write_text('1')\nt0 = time.time()\n"
+              "while not (root / 'release').exists() and time.time() - t0 < 120:\n    time.sleep(0.05)\n"
+              "with open(root / 'log.txt', 'a') as f:\n    f.write('end\\n')")
+    env = {**os.environ, "TQDM_MININTERVAL": "30"}
+    cmd = [sys.executable, "-m", "srlib.pipeline", "--profile", "smoke"]
+    with open(tmp_path / "a.err", "w") as a_err, open(tmp_path / "b.err", "w") as b_err:
+        a = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=a_err)
+        b = None
+        try:
+            t0 = time.monotonic()
+            while not (tmp_path / "in_notebook").exists():
+                assert a.poll() is None and time.monotonic() - t0 < 120, (tmp_path / "a.err").read_text()[-2000:]
+                time.sleep(0.05)
+            b = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=b_err)
+            while "waiting for it to finish" not in (tmp_path / "b.err").read_text():
+                assert b.poll() is None and time.monotonic() - t0 < 240, (tmp_path / "b.err").read_text()[-2000:]
+                time.sleep(0.05)
+            (tmp_path / "release").write_text("1")
+            assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0, (tmp_path / "b.err").read_text()[-2000:]
+        finally:
+            for p in (a, b):
+                if p is not None and p.poll() is None:
+                    p.kill()
+                    p.wait()
+    assert (tmp_path / "log.txt").read_text() == "start\nend\nstart\nend\n"
+    err_b = (tmp_path / "b.err").read_text()
+    assert f"is in use by process {a.pid}" in err_b and "make reproduce (profile smoke)" in err_b
+    assert "is free after" in err_b
