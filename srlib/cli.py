@@ -335,6 +335,12 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
                    help="safetensors (default when installed) or torch (tensors + JSON, loaded with weights_only)")
 
 
+def _train_command():
+    from srlib import train_command
+
+    return train_command
+
+
 def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None)
     p.add_argument("--only", nargs="*")
@@ -359,6 +365,8 @@ COMMANDS: dict[str, Command] = {
                        arguments=_upscale_arguments, run=cmd_upscale),
     "export": Command(help="write a trained run as a self-describing safetensors model file",
                       arguments=_export_arguments, run=cmd_export),
+    "train": Command(help="train every run of a profile (skipping finished ones); --list: FLOPs and GPU time",
+                     arguments=lambda p: _train_command().add_arguments(p), run=lambda a: _train_command().run(a)),
     "reproduce": Command(help="run every notebook with papermill and write results/<profile>/",
                          arguments=_reproduce_arguments, run=cmd_reproduce),
 }

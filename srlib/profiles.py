@@ -155,6 +155,8 @@ class Profile:
         blind: sizes of DASR and CDSR (notebooks 02, 04).
         precision: training precision of every run (``"fp32"``; ``"bf16"``: autocast with float32 master weights,
             :mod:`srlib.train`); ``srlib train --precision`` overrides it. Evaluation is always float32.
+        train_only: globs of run folder names (:attr:`srlib.runs.RunId.slug`) that ``srlib train`` trains when no
+            ``--only`` is given (empty: every run of the profile).
     """
 
     name: str
@@ -169,6 +171,7 @@ class Profile:
     pcl: PCLSizes
     blind: BlindSizes
     precision: str = "fp32"
+    train_only: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -217,6 +220,35 @@ PROFILES = {
                  vgg_layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
         BlindSizes((2, 3, 4), 64, 64, 5, 5, 10, 1024, 8192, warmup_iterations=97_000, iterations=485_000,
                    batch_size=32, lr_patch=48, lr=1e-4),
+    ),
+    # One current data-centre GPU (estimates from srlib.flops at 100 TFLOP/s sustained: `srlib train --profile gpu
+    # --list`): the papers' networks at x4, each key run about an hour: CRL-SR (f) 100 k steps x 2.46 TFLOP = 0.7 h,
+    # RCAN 50 k x 7.0 = 1.0 h, DASR 20 k warm-up + 100 k joint x 2.0 = 0.6 h, CDSR 80 k x 4.1 = 0.9 h, PCL EDSR-S
+    # 200 k pretraining x 0.44 = 0.25 h + 200 k fine-tuning x 1.38 = 0.8 h per contrastive arm. bf16, DF2K streamed.
+    "gpu": Profile(
+        "gpu", (*_STANDARD, "Urban100", "Manga109"), (4,), None, (0, 1, 2), 48 * 3600, None, ("DF2K",),
+        CRLSizes((4,), 64, 15, 4, 4, 256, 256, iterations=100_000, batch_size=32, lr_patch=48, rcan_groups=10,
+                 rcan_blocks=20),
+        PCLSizes(64, 16, 64, 10, 20, pretrain_iterations=200_000, finetune_iterations=200_000, batch_size=16,
+                 lr_patch=48, pretrain_lr=1e-4, finetune_lr=5e-5, d_channels=64, networks=("EDSR-S",),
+                 vgg_layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
+        BlindSizes((4,), 64, 64, 5, 5, 10, 1024, 8192, warmup_iterations=20_000, iterations=100_000,
+                   batch_size=32, lr_patch=48, lr=1e-4),
+        precision="bf16",
+    ),
+    # ~5 minutes on one GPU: 200 steps of one run per method at the papers' sizes (bf16); `srlib train --profile
+    # gpu-check` prints steps/s, achieved TFLOP/s and peak memory per run. Not for tables.
+    "gpu-check": Profile(
+        "gpu-check", ("Set5",), (4,), None, (0,), 3600, None, ("DF2K",),
+        CRLSizes((4,), 64, 15, 4, 4, 256, 256, iterations=200, batch_size=32, lr_patch=48, rcan_groups=10,
+                 rcan_blocks=20),
+        PCLSizes(64, 16, 64, 10, 20, pretrain_iterations=200, finetune_iterations=200, batch_size=16, lr_patch=48,
+                 pretrain_lr=1e-4, finetune_lr=5e-5, d_channels=64, networks=("EDSR-S",)),
+        BlindSizes((4,), 64, 64, 5, 5, 10, 1024, 8192, warmup_iterations=100, iterations=200, batch_size=32,
+                   lr_patch=48, lr=1e-4),
+        precision="bf16",
+        train_only=("crl-sr-crl-f-*", "crl-sr-rcan-*", "pcl-sr-pcl-pcl-haar-gen-EDSR-S-*", "blind-dasr-*-dasr-n0-cd-*",
+                    "blind-cdsr-*"),
     ),
 }
 

@@ -66,8 +66,9 @@ class RunId:
 
     @property
     def slug(self) -> str:
-        """Readable folder prefix, e.g. ``crl-sr-crl-f-x4-s0``, ``blind-dasr-cdsr-n15-cd-x4-s0-joint``."""
-        parts = [self.paper, self.method, *([self.arm] if self.arm else []), f"x{self.scale}", f"s{self.seed}"]
+        """Readable folder prefix, e.g. ``crl-sr-crl-f-CRLSR-x4-s0``, ``blind-dasr-DASR-cdsr-n15-cd-x4-s0-joint``."""
+        parts = [self.paper, self.method, self.network, *([self.arm] if self.arm else []), f"x{self.scale}",
+                 f"s{self.seed}"]
         return "-".join([*parts, *([self.stage] if self.stage != "train" else [])])
 
     def matches(self, **fields) -> bool:

@@ -16,10 +16,13 @@ import torch
 from srlib import degradation as D
 from srlib import embeddings as E
 from srlib import profiles
+from srlib.archs import CDSR, DASR
 from srlib.data import PatchSampler
 from srlib.evaluate import bicubic_upscaler
 from srlib.methods import blind_sr as B
+from srlib.recipes import blind_sr as R
 from srlib.reference import load_reference
+from srlib.runs import TrainingImages, train_one
 from srlib.train import TrainConfig, build_model
 
 SCALE = 2
@@ -48,7 +51,7 @@ def _random_images(n=3, seed=0):
 def _batch(positive, images, space, seed=0, b=6):
     sampler = PatchSampler(images, 12 * SCALE, b)
     cfg = TrainConfig(scale=SCALE, iterations=1, batch_size=b, lr_patch=12, degradations=space)
-    return B.pair_batch(space, positive)(sampler, cfg, torch.Generator().manual_seed(seed))
+    return R.pair_batch(space, positive)(sampler, cfg, torch.Generator().manual_seed(seed))
 
 
 def _colour(hr):
@@ -63,7 +66,7 @@ def _colour(hr):
 @pytest.mark.parametrize("positive, same_image, same_degradation",
                          [("C&D", True, True), ("D", False, True), ("C", True, False)])
 def test_pair_batch_positives(positive, same_image, same_degradation):
-    space = B.training_space("dasr", SCALE, noise=25.0)
+    space = R.training_space("dasr", SCALE, noise=25.0)
     batch = _batch(positive, _flat_images(), space)
     ex = batch.extras
     assert batch.lr.shape == ex["lr_key"].shape == (6, 3, 12, 12) and batch.hr.shape == (6, 3, 24, 24)
@@ -82,7 +85,7 @@ def test_pair_batch_positives(positive, same_image, same_degradation):
 def test_pair_batch_same_image_key_is_another_patch_of_it():
     """C&D: both patches come from one (randomly transformed) image, at independent positions."""
     images = _random_images(2, seed=1)
-    batch = _batch("C&D", images, B.training_space("dasr", SCALE), seed=4, b=8)
+    batch = _batch("C&D", images, R.training_space("dasr", SCALE), seed=4, b=8)
     def found(patch, img):
         """``patch`` (3, 24, 24) in [0, 1] is a crop of one of the 8 flips / quarter turns of ``img``."""
         p = (patch * 255).round()
@@ -97,7 +100,7 @@ def test_pair_batch_same_image_key_is_another_patch_of_it():
 
 
 def test_positive_choices_see_the_same_queries():
-    space = B.training_space("cdsr", SCALE)
+    space = R.training_space("cdsr", SCALE)
     batches = [_batch(p, _random_images(), space, seed=7) for p in B.POSITIVES]
     for b in batches[1:]:
         assert torch.equal(b.hr, batches[0].hr) and b.degradations == batches[0].degradations
@@ -105,9 +108,9 @@ def test_positive_choices_see_the_same_queries():
 
 def test_unknown_positive_and_protocol():
     with pytest.raises(ValueError, match="unknown positive"):
-        B.pair_batch(B.training_space("dasr", 2), "CD")
+        R.pair_batch(R.training_space("dasr", 2), "CD")
     with pytest.raises(ValueError, match="unknown training protocol"):
-        B.training_space("ikc", 2)
+        R.training_space("ikc", 2)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -115,7 +118,7 @@ def test_unknown_positive_and_protocol():
 
 
 def test_cdsr_protocol_statistics():
-    space = B.training_space("cdsr", 4, noise=15.0)
+    space = R.training_space("cdsr", 4, noise=15.0)
     degs = space.sample_batch(4000, torch.Generator().manual_seed(0))
     assert {(d.resize, d.convention) for d in degs} == {("sfold", "cdsr")}
     l1 = np.array([d.kernel.l1 for d in degs])
@@ -135,16 +138,20 @@ def test_cdsr_protocol_statistics():
 
 
 def test_dasr_protocol():
-    space = B.training_space("dasr", 3, noise=25.0)
+    space = R.training_space("dasr", 3, noise=25.0)
     degs = space.sample_batch(500, torch.Generator().manual_seed(0))
     assert all(isinstance(d.kernel, D.IsoGaussian) and 0.2 <= d.kernel.sigma <= 3.0 for d in degs)
     assert {(d.resize, d.convention) for d in degs} == {("matlab", "std")}
     assert max(d.noise for d in degs) > 20 and all(0 <= d.noise <= 25 for d in degs)
-    assert all(d.noise == 0 for d in B.training_space("dasr", 3).sample_batch(50, torch.Generator()))
+    assert all(d.noise == 0 for d in R.training_space("dasr", 3).sample_batch(50, torch.Generator()))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Training
+
+
+def _train(spec, images, runs, max_steps=None):
+    return train_one(spec, runs, TrainingImages(override=images), progress=False, max_steps=max_steps)
 
 
 def _params(module):
@@ -153,9 +160,8 @@ def _params(module):
 
 def test_warmup_stage_updates_only_the_encoder(tmp_path):
     prof = _profile()
-    fresh = build_model(B.dasr_factory(SCALE, prof.blind), 0)
-    res = B.train_dasr(prof, SCALE, 0, _random_images(), tmp_path, progress=False, protocol="cdsr",
-                       max_steps=prof.blind.warmup_iterations)
+    fresh = build_model(lambda: DASR(**R.dasr_kwargs(SCALE, prof.blind)), 0)
+    res = _train(R.dasr_run(prof, SCALE, 0, protocol="cdsr").parent, _random_images(), tmp_path)
     assert "warmup" in res.run_dir.name and res.steps_run == 2
     model = res.model
     for name, p in fresh.sr_net.named_parameters():
@@ -174,30 +180,34 @@ def test_warmup_stage_updates_only_the_encoder(tmp_path):
 def test_two_stage_run_resumes_bit_identically(tmp_path):
     prof = _profile()
     images = _random_images()
-    full = B.train_dasr(prof, SCALE, 0, images, tmp_path / "a", progress=False)
-    assert full.steps_run == 5 and "joint" in full.run_dir.name
+    spec = R.dasr_run(prof, SCALE, 0)
+    full = _train(spec, images, tmp_path / "a")
+    assert full.steps_run == 3 and "joint" in full.run_dir.name
     log = pd.read_csv(full.run_dir / "losses.csv")
     assert {"l1", "contrastive"} <= set(log.columns) and len(log) == 3
-    parts = [B.train_dasr(prof, SCALE, 0, images, tmp_path / "b", progress=False, max_steps=m) for m in (1, 4)]
-    assert [p.steps_run for p in parts] == [1, 3]  # stage 1 to its end (1 more step) + 2 joint steps
-    done = B.train_dasr(prof, SCALE, 0, images, tmp_path / "b", progress=False)
+    warm = _train(spec.parent, images, tmp_path / "b", max_steps=1)
+    part = _train(spec, images, tmp_path / "b", max_steps=2)  # the warm-up to its end first, then 2 joint steps
+    assert (warm.steps_run, part.steps_run) == (1, 2)
+    done = _train(spec, images, tmp_path / "b")
     assert done.steps_run == 1
     a, b = full.model.state_dict(), done.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    again = B.train_dasr(prof, SCALE, 0, images, tmp_path / "b", progress=False)
+    again = _train(spec, images, tmp_path / "b")
     assert again.steps_run == 0  # finished: loaded, not retrained
     # the joint stage is keyed by the warm-up's specification: another warm-up -> another joint folder
-    other = B.train_dasr(_profile(warmup_lr=5e-4), SCALE, 0, images, tmp_path / "b", progress=False, max_steps=1)
-    assert other.steps_run == 1
+    other = R.dasr_run(_profile(warmup_lr=5e-4), SCALE, 0)
+    assert other.folder(tmp_path, "x") != spec.folder(tmp_path, "x")
+    assert _train(other, images, tmp_path / "b", max_steps=1).steps_run == 1
 
 
 def test_cdsr_trains_jointly_and_resumes(tmp_path):
     prof = _profile()
     images = _random_images()
-    full = B.train_cdsr(prof, SCALE, 0, images, tmp_path / "a", progress=False)
-    assert full.steps_run == 3 and full.run_dir.name.startswith("cdsr-cdsr-n15-cd-x2-s0")
-    B.train_cdsr(prof, SCALE, 0, images, tmp_path / "b", progress=False, max_steps=2)
-    done = B.train_cdsr(prof, SCALE, 0, images, tmp_path / "b", progress=False)
+    spec = R.cdsr_run(prof, SCALE, 0)
+    full = _train(spec, images, tmp_path / "a")
+    assert full.steps_run == 3 and full.run_dir.name.startswith("blind-cdsr-CDSR-cdsr-n15-cd-x2-s0-joint")
+    _train(spec, images, tmp_path / "b", max_steps=2)
+    done = _train(spec, images, tmp_path / "b")
     a, b = full.model.state_dict(), done.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     with torch.no_grad():
@@ -207,7 +217,7 @@ def test_cdsr_trains_jointly_and_resumes(tmp_path):
 
 def test_queue_must_hold_whole_batches(tmp_path):
     with pytest.raises(ValueError, match="multiple of the batch size"):
-        B.train_cdsr(_profile(batch_size=3), SCALE, 0, _random_images(), tmp_path, progress=False)
+        R.cdsr_run(_profile(batch_size=3), SCALE, 0)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -247,7 +257,7 @@ def test_embedding_accuracy_and_patches():
     assert d[:2] == [degs[0]] * 2 and names[:18] == ["im0"] * 18
     again, _, _ = E.degradation_patches(hr, degs, 2, 12, seed=0)
     assert torch.equal(lr, again)
-    model = build_model(B.cdsr_factory(SCALE, TINY), 0).eval()
+    model = build_model(lambda: CDSR(**R.cdsr_kwargs(SCALE, TINY)), 0).eval()
     emb = E.patch_embeddings(model, lr, d, names)
     assert emb.layers == ["fea", "fea_csc", "attn", "q"] and len(emb.labels) == 54
     assert emb.labels.width.max() == pytest.approx(max(k.kernel.l1 for k in degs) ** 0.5)
@@ -299,8 +309,8 @@ def test_evaluation_sizes_fall_back_to_the_profile():
 
 def test_cdsr_table2_on_a_tiny_set(tmp_path):
     prof = replace(_profile(), eval_sets=("embedded-test",), max_images=1, max_settings=1)
-    models = {(m, SCALE, 0): build_model(f(SCALE, TINY), 0).eval()
-              for m, f in (("DASR", B.dasr_factory), ("CDSR", B.cdsr_factory))}
+    models = {(m, SCALE, 0): build_model(lambda c=c, f=f: c(**f(SCALE, TINY)), 0).eval()
+              for m, c, f in (("DASR", DASR, R.dasr_kwargs), ("CDSR", CDSR, R.cdsr_kwargs))}
     table = B.evaluate_cdsr_table2(prof, models, cache=tmp_path)
     ours = table[table.n_seeds > 0]
     assert set(ours.method) == {"DASR", "CDSR"} and set(ours.metric) == {"psnr", "ssim"}
@@ -318,8 +328,8 @@ def test_embedding_widget_switches_layers():
     from srlib import widgets
 
     hr = {f"im{i}": np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8) for i in range(2)}
-    models = {"DASR": (build_model(B.dasr_factory(SCALE, TINY), 0).eval(), "dasr"),
-              "CDSR": (build_model(B.cdsr_factory(SCALE, TINY), 0).eval(), "cdsr")}
+    models = {"DASR": (build_model(lambda: DASR(**R.dasr_kwargs(SCALE, TINY)), 0).eval(), "dasr"),
+              "CDSR": (build_model(lambda: CDSR(**R.cdsr_kwargs(SCALE, TINY)), 0).eval(), "cdsr")}
     embs = B.embeddings_by_model(models, hr, 6, 12)
     assert embs["DASR"].labels.angle.isna().all() and embs["CDSR"].labels.angle.notna().all()
     fig = widgets.render_degradation_embedding(embs["CDSR"], "fea_csc")
@@ -358,7 +368,7 @@ def test_cdsr_vs_dasr_pairs_by_seed():
 
 def test_stage_losses_continue_the_steps(tmp_path):
     prof = _profile()
-    res = B.train_dasr(prof, SCALE, 0, _random_images(), tmp_path, progress=False)
+    res = _train(R.dasr_run(prof, SCALE, 0), _random_images(), tmp_path)
     log = B.stage_losses(res)
     assert log.step.tolist() == [1, 2, 3, 4, 5] and log.stage.tolist() == ["encoder"] * 2 + ["joint"] * 3
     assert log.l1.isna().tolist() == [True, True, False, False, False]

@@ -4,16 +4,16 @@ from dataclasses import replace
 
 from srlib import data, profiles, tables
 from srlib.degradation import preset
-from srlib.evaluate import measure, paper_table
-from srlib.methods import crl_sr as crl
-from srlib.train import model_upscaler
+from srlib.evaluate import measure, model_upscaler, paper_table
+from srlib.recipes import crl_sr as crl
+from srlib.runs import train_all
 
 
 def _table_bytes(tmp_path, name):
     cfg = profiles.resolve("smoke")
     cfg = replace(cfg, crl=replace(cfg.crl, iterations=4))
-    label, images = crl.training_images(cfg, cfg.crl.lr_patch * 4)
-    model = crl.train_crl("f", cfg, 4, 0, images, tmp_path / name / "runs", label, progress=False).model
+    (result,) = train_all([crl.variant_run("f", cfg, 4, 0)], tmp_path / name / "runs", progress=False).values()
+    model = result.model
     test_set = data.embedded_set("test").subset(1)
     measured = measure({"CRL-SR": {0: model_upscaler(model)}}, [test_set], preset("crl-sv", 4)[2:],
                        cache=tmp_path / name / "cache")

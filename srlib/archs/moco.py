@@ -26,12 +26,25 @@ import copy
 from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
 from srlib.archs.common import check_positive_int
 
-__all__ = ["MoCo"]
+__all__ = ["MoCo", "gather_keys"]
+
+
+@torch.no_grad()
+def gather_keys(keys: torch.Tensor) -> torch.Tensor:
+    """The keys of every process, concatenated in rank order (the official MoCo's ``concat_all_gather``): under
+    DistributedDataParallel each process enqueues the whole global batch of keys, so every queue stays identical.
+    Without an initialised process group (or with one process): ``keys`` itself."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return keys
+    parts = [torch.empty_like(keys) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, keys.contiguous())
+    return torch.cat(parts)
 
 
 class MoCo(nn.Module):
@@ -120,12 +133,14 @@ class MoCo(nn.Module):
 
         Args:
             keys: (B, dim) unit-norm keys; B must divide ``queue_size`` (the official code asserts this, so that a
-                batch never wraps around the end of the queue).
+                batch never wraps around the end of the queue). Under DistributedDataParallel the keys of all
+                processes are gathered first (:func:`gather_keys`): B is then the global batch.
 
         The queue keeps its shape (dim, K); columns ``ptr .. ptr + B - 1`` become ``keys.T``.
         """
         if keys.ndim != 2 or keys.shape[1] != self.dim:
             raise ValueError(f"MoCo.enqueue: expected keys of shape (B, {self.dim}), got {tuple(keys.shape)}")
+        keys = gather_keys(keys)
         b = keys.shape[0]
         self._check_batch(b, "MoCo.enqueue")
         ptr = int(self.queue_ptr.item())

@@ -244,10 +244,9 @@ def by_name(trained: dict) -> dict:
     return {(run_name(k), k.scale, k.seed): r for k, r in trained.items() if k.paper == "blind"}
 
 
-def table_models(trained: dict, table: str) -> dict:
-    """The models of one table from the blind runs (``{RunId: TrainResult}``), keyed as the table's function expects:
+def table_models(named: dict, table: str) -> dict:
+    """The models of one table from the blind runs by name (:func:`by_name`), keyed as the table's function expects:
     ``"cdsr1"`` {(positive, seed)}, ``"cdsr2"`` {("DASR" | "CDSR", scale, seed)}, ``"dasr2"`` {(scale, seed)}."""
-    named = by_name(trained)
     if table == "cdsr1":
         names = {"DASR": "C&D", "DASR D": "D", "DASR C": "C"}
         return {(names[n], seed): r.model for (n, s, seed), r in named.items() if n in names and s == 4}

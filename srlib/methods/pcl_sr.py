@@ -20,11 +20,11 @@ from srlib.reference import load_reference
 from srlib.train import Batch, TrainConfig
 
 __all__ = ["ARMS", "SCALE", "TABLE4", "arm_slug", "claim_pairs", "evaluate_ablation", "evaluate_tables",
-           "identical_weights", "paired_gains", "row_models", "sample_batch", "sr_gradients"]
+           "identical_weights", "paired_gains", "row_results", "sample_batch", "sr_gradients"]
 
 
-def row_models(trained: dict, table: str = "tables") -> dict:
-    """The models of PCL-SR runs (``{RunId: TrainResult}``) keyed ``{(row name, seed): model}`` as the tables name
+def row_results(trained: dict, table: str = "tables") -> dict:
+    """PCL-SR runs (``{RunId: TrainResult}``) keyed ``{(row name, seed): TrainResult}`` as the tables name
     their rows: ``"tables"`` (Tables 2-3): ``"<network>"`` for a base, ``"<network> <arm label>"`` for the arms of
     :data:`ARMS`; ``"table4"``: ``"RCAN base"``, the :data:`TABLE4` labels on RCAN and ``"<network> <label>"`` of
     configs 1, 6 and 6r on the other networks, ``"<network> base"`` for their bases."""
@@ -37,15 +37,15 @@ def row_models(trained: dict, table: str = "tables") -> dict:
         slug = k.method.removeprefix("pcl-")
         if table == "tables":
             if k.stage == "pretrain":
-                out[k.network, k.seed] = r.model
+                out[k.network, k.seed] = r
             elif slug in labels:
-                out[f"{k.network} {labels[slug]}", k.seed] = r.model
+                out[f"{k.network} {labels[slug]}", k.seed] = r
         elif k.stage == "pretrain":
-            out[f"{k.network} base", k.seed] = r.model
+            out[f"{k.network} base", k.seed] = r
         elif k.network == "RCAN" and slug in labels4:
-            out[labels4[slug], k.seed] = r.model
+            out[labels4[slug], k.seed] = r
         elif slug in labels4 and any(a.label == labels4[slug] for key, a in TABLE4.items() if key in ("1", "6", "6r")):
-            out[f"{k.network} {labels4[slug]}", k.seed] = r.model
+            out[f"{k.network} {labels4[slug]}", k.seed] = r
     return out
 
 
