@@ -103,6 +103,10 @@ def _check_plain(obj: Any, where: str) -> None:
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
 
+    Killed at any moment, the file at ``path`` is the previous complete checkpoint or the new one. Call it while
+    holding the run folder's lock (:func:`srlib.locks.run_lock`): it deletes temporary files that a killed writer
+    of the same checkpoint left behind.
+
     Args:
         path: the checkpoint file (conventionally ``<run_dir>/checkpoint.pt``); its folder is created.
         state: a dict of tensors, numbers, strings, ``None``, lists, tuples and dicts, e.g. ``{"model":
@@ -121,6 +125,10 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     if not isinstance(state, dict):
         raise TypeError(f"save_checkpoint({path}): state must be a dict, got {type(state).__name__}")
     _check_plain(state, "state")
+    # A process killed while writing (SIGKILL, power loss) leaves its temporary file behind; the caller holds the run
+    # folder's lock (srlib.locks.run_lock), so any such file is stale: free its space before writing.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     # Serialise in memory first: torch's zip writer turns a short write (a file-size limit, a full disk) into a
     # RuntimeError about stream positions; a plain write of the finished bytes reports the OS error itself.
     buf = io.BytesIO()

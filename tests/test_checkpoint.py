@@ -247,3 +247,45 @@ def test_save_refuses_objects_that_need_unsafe_loading(tmp_path, bad, name):
         save_checkpoint(path, {"step": 2, "config": {"x": bad}})
     assert "state['config']['x']" in str(info.value)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+
+
+_WRITER = """
+import sys, torch
+from srlib.checkpoint import save_checkpoint
+path = sys.argv[1]
+for step in range(1, 10_000):
+    save_checkpoint(path, {"step": step, "model": {"w": torch.full((1_000_000,), float(step))}})
+    print(step, flush=True)
+"""
+
+
+def test_killed_during_writes_the_checkpoint_is_always_a_complete_one(tmp_path):
+    """SIGKILL a process that rewrites a 4 MB checkpoint in a loop, until two kills have hit a write in progress (its
+    temporary file is left): the file at the path is always a complete checkpoint (the last one reported, or the one
+    being written when the kill came), never a torn one; the next save removes the killed writer's temporary file."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "run" / "checkpoint.pt"
+    rng = random.Random(12)
+    mid_write = 0
+    for _ in range(8):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+        done = int(proc.stdout.readline())  # at least one checkpoint finished
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        rest = proc.stdout.read().split()
+        proc.wait()
+        last = int(rest[-1]) if rest else done
+        mid_write += any(p.name.endswith(".tmp") for p in path.parent.iterdir())
+        state = load_checkpoint(path)
+        assert state["step"] in (last, last + 1)
+        assert torch.equal(state["model"]["w"], torch.full((1_000_000,), float(state["step"])))
+        if mid_write >= 2:
+            break
+    assert mid_write >= 1  # the kills did land inside writes
+    save_checkpoint(path, {"step": 0})
+    assert sorted(p.name for p in path.parent.iterdir()) == ["checkpoint.pt"]
