@@ -251,8 +251,9 @@ def cmd_upscale(args) -> int:
         elif emb is not None and args.embedding == "save":
             _write_embedding(out, f.stem, emb, info)
     seams = "exact" if margin >= inference.receptive_radius(model) else "approximate: below the receptive field"
-    tiling = "whole images" if not spec.tile else (
-        f"tiles of {spec.tile} px + {margin} px margin ({seams}, global statistics: {spec.global_stats})")
+    sites = inference.pooling_sites(model)
+    pooled = f", {sites} whole-image means: {spec.global_stats}" if sites else ""
+    tiling = "whole images" if not spec.tile else f"tiles of {spec.tile} px + {margin} px margin ({seams}{pooled})"
     print(f"{info.describe()} on {device}: {len(files)} SR images -> {out} ({tiling})")
     return 0
 

@@ -216,6 +216,10 @@ def _torch_load(path: Path):
         raise ModelFileError(f"{path}: not a readable torch file ({type(e).__name__}: {str(e)[:200]})") from None
 
 
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+"""State-dict key prefixes of wrappers (DistributedDataParallel, torch.compile), stripped when every key has one."""
+
+
 def _build(name: str, kwargs: dict, state: dict, where: Path) -> nn.Module:
     """``ARCHITECTURES[name](**kwargs)`` with ``state`` loaded (strict), in eval mode; the caller's RNG is untouched."""
     try:
@@ -226,6 +230,9 @@ def _build(name: str, kwargs: dict, state: dict, where: Path) -> nn.Module:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelFileError(f"{where}: the weights are not a state dict of tensors")
     expected = model.state_dict()
+    for prefix in _WRAPPER_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state) and not any(k.startswith(prefix) for k in expected):
+            state = {k[len(prefix):]: v for k, v in state.items()}
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
     if missing or unexpected or wrong:

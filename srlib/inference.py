@@ -56,6 +56,7 @@ __all__ = [
     "TileSpec",
     "degradation_embedding",
     "is_blind",
+    "pooling_sites",
     "receptive_radius",
     "resolve_device",
     "tiles",
@@ -129,6 +130,12 @@ def receptive_radius(model: nn.Module) -> int:
     """
     total = sum(_conv_radius(m) for part in _sr_modules(model) for m in part.modules())
     return total + _EXTRA_RADIUS.get(type(model), 0)
+
+
+def pooling_sites(model: nn.Module) -> int:
+    """Number of modules of the test-time network that pool over the whole map (RCAN channel attention, CDSR DQA):
+    ``global_stats="exact"`` runs one extra (partial) sweep over the tiles for each."""
+    return len(_GlobalMeans(_sr_modules(model), (1, 1)).sites)
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

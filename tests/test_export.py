@@ -80,6 +80,17 @@ def test_load_run_rebuilds_the_network(tmp_path):
     assert info.describe() == "DASR x4 (blind/dasr, network DASR, seed 0, stage joint, step 7)"
 
 
+def test_wrapper_prefixes_are_stripped(tmp_path):
+    """A state dict saved from a DistributedDataParallel (``module.``) or compiled (``_orig_mod.``) model loads."""
+    run = make_run(tmp_path / "run", "EDSR", TINY_EDSR)
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    plain = ckpt["model"]
+    ckpt["model"] = {f"module._orig_mod.{k}": v for k, v in plain.items()}
+    torch.save(ckpt, run / "checkpoint.pt")
+    model, _ = E.load_run(run)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in plain.items())
+
+
 def test_loading_leaves_the_global_rng_alone(tmp_path):
     run = make_run(tmp_path / "run", "DASR", TINY_DASR)
     torch.manual_seed(123)

@@ -188,4 +188,6 @@ def test_progress_bar_counts_every_tile_pass(capsys):
     I.upscale(model, lr, I.TileSpec(tile=12), progress=True, desc="rcan")
     err = capsys.readouterr().err
     n_sites = 4  # 2 groups x 2 RCABs, one channel attention each
+    assert I.pooling_sites(model) == n_sites
+    assert I.pooling_sites(tiny("CDSR")) == 2 and I.pooling_sites(tiny("DASR")) == 0  # 1 RRDB-SFT: 2 DQA convs
     assert f"{12 * (n_sites + 1)}/{12 * (n_sites + 1)}" in err and "rcan" in err
