@@ -6,10 +6,11 @@ native-convolution switch for tests of tiny models.
 Skip policy: a test may skip only for a reason the machine, not the library, is responsible for, and it says so with
 one of the markers in :data:`ACCEPTED_SKIP_MARKERS` (registered here; pyproject.toml sets --strict-markers). A test
 that requests the ``shared_data`` / ``shared_weights`` fixture gets ``needs_data`` / ``needs_weights``
-automatically. Any other skip (a bare ``pytest.skip``, an ``importorskip`` of something the project installs, a
-``skipif`` without a marker) makes the session fail, however green the tests were. The end of the run lists every
-skip with its marker and reason; with ``SRLIB_SKIP_REPORT=<file>`` the list is also written there (``.ci/run``
-prints it). Notebook cells (nbval) are collected outside this folder, so the policy covers the pytest tests only.
+automatically (and one requesting ``paper_text`` / ``section5`` of the reference tests ``needs_papers``). Any other
+skip (a bare ``pytest.skip``, an ``importorskip`` of something the project installs, a ``skipif`` without a marker)
+makes the session fail, however green the tests were. The end of the run lists every skip with its marker and
+reason; with ``SRLIB_SKIP_REPORT=<file>`` the list is also written there (``.ci/run`` prints it). Notebook cells
+(nbval) are collected outside this folder, so the policy covers the pytest tests only.
 """
 
 import os
@@ -27,7 +28,10 @@ ACCEPTED_SKIP_MARKERS = {
     "needs_mount_namespace": "a private mount namespace to mount a tiny tmpfs (unshare + mount)",
     "needs_gpu": "a CUDA device",
 }
-_FIXTURE_MARKERS = {"shared_data": "needs_data", "shared_weights": "needs_weights"}
+#: A test requesting one of these fixtures gets the marker (the fixtures skip where ../shared lacks their files):
+#: ``paper_text`` (tests/test_reference_crl.py, test_reference_pcl.py) and ``section5`` (test_reference_blind.py).
+_FIXTURE_MARKERS = {"shared_data": "needs_data", "shared_weights": "needs_weights", "paper_text": "needs_papers",
+                    "section5": "needs_papers"}
 _SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
