@@ -25,6 +25,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from srlib.archs import build_arch
+from srlib.locks import run_lock
 from srlib.train import Critic, TrainConfig, TrainResult, build_model, degraded_patches, train
 
 RUN_FILE = "run.json"
@@ -253,8 +255,16 @@ STREAM_ABOVE = 1000
 
 
 def train_one(spec: RunSpec, runs: str | os.PathLike, images: TrainingImages, device="cpu", progress: bool = True,
-              max_steps: int | None = None, done: dict | None = None) -> TrainResult:
-    """Train, resume or load one run (its parent first), writing ``run.json`` into its folder."""
+              max_steps: int | None = None, done: dict | None = None, wait: bool = True) -> TrainResult | None:
+    """Train, resume or load one run (its parent first), writing ``run.json`` into its folder.
+
+    The run folder is locked while this process writes it (:func:`srlib.locks.run_lock`; under torchrun rank 0
+    holds the lock and the other ranks wait for it at their first collective): with ``wait=False`` a run that
+    another process is training is skipped (returns None), with ``wait=True`` this process waits and then resumes or
+    loads what the other one left.
+    """
+    from srlib.distributed import rank
+
     done = {} if done is None else done
     label, imgs = images(spec.data)
     label = getattr(imgs, "label", label)
@@ -264,6 +274,13 @@ def train_one(spec: RunSpec, runs: str | os.PathLike, images: TrainingImages, de
     parent = None
     if spec.parent is not None:
         parent = train_one(spec.parent, runs, images, device, progress, None, done)
+    with run_lock(folder, wait=wait) if rank() == 0 else nullcontext(True) as held:
+        if not held:
+            return None
+        return _train_locked(spec, folder, label, imgs, parent, device, progress, max_steps, done)
+
+
+def _train_locked(spec, folder, label, imgs, parent, device, progress, max_steps, done) -> TrainResult:
     model = spec.build()
     if parent is not None:
         model.load_state_dict(parent.model.state_dict())
@@ -273,14 +290,11 @@ def train_one(spec: RunSpec, runs: str | os.PathLike, images: TrainingImages, de
     _write_run_file(folder, spec, label)
     result = train(model, loss_fn, imgs, spec.config, folder, make_batch=spec.make_batch, max_steps=max_steps,
                    device=device, progress=progress, desc=spec.desc or spec.id.slug, critic=critic)
-    model.requires_grad_(True)
-    if max_steps is None or result.steps_run + _steps_before(result) >= spec.config.iterations:
+    for name in spec.freeze:
+        getattr(model, name).requires_grad_(True)
+    if max_steps is None:
         done[folder] = result
     return result
-
-
-def _steps_before(result: TrainResult) -> int:
-    return 0
 
 
 def _write_run_file(folder: Path, spec: RunSpec, label: str) -> None:
@@ -314,20 +328,28 @@ def train_all(specs: Iterable[RunSpec], runs: str | os.PathLike, data_root: str 
     Returns:
         :class:`Results` ``{RunId: TrainResult}`` of the requested specs (parents are trained, not returned).
     """
+    specs = list(specs)
     loader = TrainingImages(data_root, images)
     done: dict = {}
     out = Results()
-    for spec in ordered(specs):
-        t0 = time.perf_counter()
-        result = train_one(spec, runs, loader, device, progress, None, done)
-        result.model.to("cpu")
-        if result.critic is not None:
-            result.critic.to("cpu")
-        if on_done is not None:
-            on_done(spec, result, time.perf_counter() - t0)
-        out[spec.id] = result
+    todo = ordered(specs)
+    for wait in (False, True):  # first the runs nobody else is training, then wait for the others
+        busy = []
+        for spec in todo:
+            t0 = time.perf_counter()
+            result = train_one(spec, runs, loader, device, progress, None, done, wait=wait)
+            if result is None:
+                busy.append(spec)
+                continue
+            result.model.to("cpu")
+            if result.critic is not None:
+                result.critic.to("cpu")
+            if on_done is not None:
+                on_done(spec, result, time.perf_counter() - t0)
+            out[spec.id] = result
+        todo = busy
     requested = {s.id for s in specs}
-    return Results({k: v for k, v in out.items() if k in requested})
+    return Results({k: out[k] for k in (s.id for s in specs) if k in requested})
 
 
 def run_info(run_dir: str | os.PathLike) -> dict:

@@ -58,6 +58,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from srlib.checkpoint import load_checkpoint, save_checkpoint
 from srlib.data import PatchSampler
 from srlib.degradation import Degradation, DegradationSpace, apply_batch
 from srlib.fileio import atomic_write
@@ -287,13 +288,13 @@ def _save_checkpoint(path: Path, model, opt, sched, step: int, generators: list[
         "critic": critic.module.state_dict() if critic else None,
         "critic_optimizer": critic_opt.state_dict() if critic else None,
     }
-    with atomic_write(path) as f:
-        torch.save(state, f)
+    save_checkpoint(path, state)
 
 
 def _load_checkpoint(path: Path, device) -> dict:
-    """The checkpoint at ``path``, loaded without executing code (``weights_only=True``)."""
-    return torch.load(path, map_location=device, weights_only=True)
+    """The checkpoint at ``path``, verified and loaded without executing code (:func:`srlib.checkpoint.
+    load_checkpoint`: a corrupt or unsafe file is a :class:`srlib.checkpoint.CheckpointError` naming it)."""
+    return load_checkpoint(path, map_location=device, required=("model", "optimizer", "step", "generator", "config"))
 
 
 def _truncate_log(path: Path, step: int) -> None:

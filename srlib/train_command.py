@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import sys
 import time
 
@@ -25,8 +26,11 @@ import pandas as pd
 import torch
 
 from srlib import distributed, profiles, recipes
+from srlib.checkpoint import CheckpointError
+from srlib.fileio import WriteError
 from srlib.flops import GPU_TFLOPS, run_flops, step_flops
-from srlib.runs import RunSpec, matching, ordered, train_all
+from srlib.locks import LockTimeout, run_lock
+from srlib.runs import RunSpec, TrainingImages, matching, ordered, train_all
 from srlib.session import resolve_device
 from srlib.train import PRECISIONS, TrainResult
 
@@ -60,6 +64,18 @@ def _final_losses(result: TrainResult) -> str:
     return " ".join(f"{k}={v:.4g}" for k, v in last.items() if not k.startswith("_"))
 
 
+def restart(specs: list[RunSpec], runs, data_root=None) -> None:
+    """Delete the folders of ``specs`` (not of their parents), each under its run lock."""
+    images = TrainingImages(data_root)
+    for spec in specs:
+        label, imgs = images(spec.data)
+        folder = spec.folder(runs, getattr(imgs, "label", label))
+        with run_lock(folder):
+            if folder.exists():
+                shutil.rmtree(folder)
+                print(f"--restart: removed {folder}", flush=True)
+
+
 def listing(specs: list[RunSpec], tflops: float = GPU_TFLOPS) -> pd.DataFrame:
     """Every run (and the runs it needs) with its step FLOPs, total FLOPs and the time at ``tflops`` TFLOP/s."""
     rows = []
@@ -67,8 +83,8 @@ def listing(specs: list[RunSpec], tflops: float = GPU_TFLOPS) -> pd.DataFrame:
         step = step_flops(s)
         rows.append({"run": s.id.slug, "iterations": s.config.iterations, "batch": s.config.batch_size,
                      "precision": s.config.precision, "GFLOP/step": round(step / 1e9, 1),
-                     "PFLOP": round(run_flops(s) / 1e15, 3),
-                     f"hours at {tflops:g} TFLOP/s": round(run_flops(s) / (tflops * 1e12) / 3600, 3)})
+                     "PFLOP": float(f"{run_flops(s) / 1e15:.3g}"),
+                     f"hours at {tflops:g} TFLOP/s": float(f"{run_flops(s) / (tflops * 1e12) / 3600:.3g}")})
     return pd.DataFrame(rows)
 
 
@@ -87,6 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"sustained TFLOP/s of the time estimates (default {GPU_TFLOPS:g})")
     parser.add_argument("--data-root", default=None, help="folder with <Set>/HR/*.png (default: $SRLIB_DATA)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard the selected runs' folders (checkpoint, log) and train them from scratch "
+                             "(e.g. after a corrupt checkpoint); runs they start from are kept")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,7 +138,13 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     runs = profiles.runs_dir(prof)
-    train_all(specs, runs, args.data_root, device, progress=not args.quiet, on_done=done)
+    try:
+        if args.restart:
+            restart(specs, runs, args.data_root)
+        train_all(specs, runs, args.data_root, device, progress=not args.quiet, on_done=done)
+    except (CheckpointError, WriteError, LockTimeout) as e:
+        print(f"srlib train: error: {e}", file=sys.stderr)
+        return 2
     if distributed.rank() == 0:
         print(f"\nprofile {prof.name}, device {device}, {distributed.world_size()} process(es), runs in {runs}; "
               f"{time.perf_counter() - t0:.1f} s")
