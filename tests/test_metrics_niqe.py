@@ -176,6 +176,7 @@ def test_luma_input_and_crop(package_params):
         niqe(img, crop_border=-1)
 
 
+@pytest.mark.needs_data
 @needs_baboon
 def test_baboon_matches_published_matlab_value(baboon, package_params):
     score = niqe(baboon)
@@ -184,6 +185,7 @@ def test_baboon_matches_published_matlab_value(baboon, package_params):
     assert niqe(baboon, dtype=np.float64) == pytest.approx(MATLAB_BABOON, abs=1e-3)
 
 
+@pytest.mark.needs_data
 @needs_baboon
 def test_degraded_baboon_scores_worse(baboon, package_params):
     rng = np.random.default_rng(0)
