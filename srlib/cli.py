@@ -304,8 +304,9 @@ def _upscale_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=int, required=True, help="SR factor (checked against the model's)")
     p.add_argument("--model", default=None,
                    help="bicubic (MATLAB-exact imresize; the default without --run/--checkpoint), or the method of the "
-                        "trained model, checked against its run.json: e.g. crl-sr, dasr, cdsr, edsr, rcan, rcan+pcl "
-                        "(the run or checkpoint determines the network; a mismatch is an error)")
+                        "trained model, checked against its run.json: crl-sr (crl-a .. crl-f: CRL-SR Table 1), dasr, "
+                        "cdsr, edsr, rcan, edsr+pcl, rcan+pcl, edsr+l1 (PCL control) ... (the run or checkpoint "
+                        "determines the network; a mismatch is an error listing the names it answers to)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--run", metavar="RUN_DIR", help="a training run folder (run.json + checkpoint.pt)")
     src.add_argument("--checkpoint", metavar="FILE", help="a model file written by `srlib export`")

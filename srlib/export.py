@@ -12,9 +12,9 @@ loaded, and load that file back (``srlib export``, ``srlib upscale --run / --che
     losses.csv     per-iteration losses; its last row is copied into exports as "final_losses"
 
 :func:`load_run` rebuilds the network from ``run.json`` (:func:`srlib.archs.build_arch`) and loads the weights with
-``torch.load(weights_only=True)``, which refuses any pickled object other than tensors and plain containers: a
-checkpoint carrying a code payload (an object whose ``__reduce__`` calls a function) raises
-:class:`UnsafeCheckpointError` and nothing in it is executed.
+:func:`srlib.checkpoint.load_checkpoint` (CRC-verified bytes, ``torch.load(weights_only=True)``), which refuses any
+pickled object other than tensors and plain containers: a checkpoint carrying a code payload (an object whose
+``__reduce__`` calls a function) raises :class:`UnsafeCheckpointError` and nothing in it is executed.
 
 **Export** (:func:`export_run`): a `safetensors <https://github.com/huggingface/safetensors>`_ file, which holds raw
 tensors and a JSON header only (no pickle). The state dict's tensors are stored under their state-dict names; the
@@ -37,7 +37,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -120,11 +119,19 @@ class ModelInfo:
 
     def names(self) -> set[str]:
         """The ``--model`` names this model answers to (normalised by :func:`model_name`): its method, network and
-        architecture, each also joined with its arm (``rcan+pcl``, ``rcanpcl``, ``crlsr+f``)."""
+        architecture, and the network joined with each part of the method (without the paper's prefix) and with the
+        arm. Examples: RCAN fine-tuned as ``pcl-pcl-haar-gen`` answers to ``rcan``, ``rcan+pcl``, ``pcl-pcl-haar-gen``;
+        the L1 control ``pcl-l1`` of EDSR-S to ``edsr``, ``edsr-s+l1``, ``edsr+control``; ``crl-f`` to ``crl-sr``,
+        ``crl-f``, ``crl-sr+f``; DASR to ``dasr``."""
         i = self.id
-        bases = {model_name(str(v)) for v in (i.get("method"), i.get("network"), self.arch) if v} - {""}
-        arm = model_name(str(i.get("arm") or ""))
-        return bases | ({f"{b}+{arm}" for b in bases} | {f"{b}{arm}" for b in bases} if arm else set())
+        method = str(i.get("method") or "")
+        nets = {model_name(str(v)) for v in (i.get("network"), self.arch) if v} - {""}
+        tokens = [t for t in method.lower().split("-") if t]
+        prefixed = len(tokens) > 1 and tokens[0] == _PAPER_PREFIX.get(str(i.get("paper")))
+        tokens = tokens[1:] if prefixed else []
+        tags = {model_name(t) for t in tokens} | {model_name("-".join(tokens)), model_name(str(i.get("arm") or ""))}
+        tags -= {""}
+        return nets | ({model_name(method)} if method else set()) | {f"{n}+{t}" for n in nets for t in tags}
 
     def matches(self, name: str) -> bool:
         """Whether ``--model name`` names this model (see :meth:`names`)."""
@@ -147,8 +154,11 @@ class ModelInfo:
         }
 
 
-_NAME_ALIASES = {"edsrs": "edsr", "edsrl": "edsr", "crl": "crlsr"}
-"""Spellings of one network: EDSR-S/EDSR-L are EDSR sizes; CRL and CRL-SR are one method."""
+_NAME_ALIASES = {"edsrs": "edsr", "edsrl": "edsr", "crl": "crlsr", "control": "l1"}
+"""Spellings of one thing: EDSR-S/EDSR-L are EDSR sizes; CRL and CRL-SR are one method; PCL-SR's control arm is its
+L1 fine-tuning."""
+_PAPER_PREFIX = {"pcl-sr": "pcl", "crl-sr": "crl"}
+"""The prefix a paper's method names carry (``pcl-l1``, ``crl-f``), dropped before joining the rest to the network."""
 
 
 def model_name(text: str) -> str:
@@ -200,20 +210,21 @@ def _spec_fields(desc: dict, where: Path) -> tuple[str, dict, int]:
     return name, kwargs, scale
 
 
-def _torch_load(path: Path):
-    """``torch.load(path, weights_only=True)`` on the CPU; a refused pickle payload: :class:`UnsafeCheckpointError`."""
+def _torch_load(path: Path, required: tuple[str, ...] = (), model_file: bool = False) -> dict:
+    """:func:`srlib.checkpoint.load_checkpoint` (CRC-verified, ``torch.load(weights_only=True)``) on the CPU, its errors
+    as :class:`ModelFileError` (a refused pickle payload: :class:`UnsafeCheckpointError`). ``model_file``: ``path``
+    was given as an exported model (the error then says so instead of suggesting to retrain a run)."""
+    from srlib import checkpoint
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        detail = str(e).strip().splitlines()
-        hint = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), detail[0])
-        raise UnsafeCheckpointError(
-            f"{path}: refused to load: it holds pickled Python objects other than tensors and plain containers, and "
-            f"unpickling them could run code (torch.load(weights_only=True) stopped at: {hint[:200]}). Load only "
-            f"files you trust, or export the run with `srlib export` on a machine that made it"
-        ) from None
-    except Exception as e:  # garbage makes the weights-only unpickler fail in many ways (KeyError, EOFError, ...)
-        raise ModelFileError(f"{path}: not a readable torch file ({type(e).__name__}: {str(e)[:200]})") from None
+        return checkpoint.load_checkpoint(path, map_location="cpu", required=required)
+    except checkpoint.UnsafeCheckpointError as e:
+        raise UnsafeCheckpointError(str(e)) from None
+    except checkpoint.CheckpointError as e:
+        if model_file:
+            raise ModelFileError(f"{path}: not an srlib model file: neither safetensors nor a readable torch archive "
+                                 f"({str(e).split(';')[0]})") from None
+        raise ModelFileError(str(e)) from None
 
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -275,9 +286,7 @@ def _read_run(run_dir: str | os.PathLike) -> tuple[ModelInfo, dict]:
     ckpt_path = run_dir / CHECKPOINT_FILE
     if not ckpt_path.is_file():
         raise ModelFileError(f"{ckpt_path}: missing; the run has no trained weights (was it trained?)")
-    ckpt = _torch_load(ckpt_path)
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise ModelFileError(f"{ckpt_path}: not a training checkpoint (expected a dict with a 'model' state dict)")
+    ckpt = _torch_load(ckpt_path, required=("model",))
     metrics_path = run_dir / METRICS_FILE
     step = ckpt.get("step")
     info = ModelInfo(source=run_dir, arch=name, arch_kwargs=kwargs, scale=scale, run=run,
@@ -323,7 +332,7 @@ def _read_export(path: Path) -> tuple[dict, dict]:
         except Exception as e:  # safetensors raises its own SafetensorError (not importable by a stable name)
             raise ModelFileError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
     else:
-        obj = _torch_load(path)
+        obj = _torch_load(path, model_file=True)
         if not isinstance(obj, dict) or not isinstance(obj.get(METADATA_KEY), str) or "tensors" not in obj:
             raise ModelFileError(f"{path}: not an srlib model export (no '{METADATA_KEY}' description); for a "
                                  f"training checkpoint pass its run folder (--run), or export it with `srlib export`")
