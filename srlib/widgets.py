@@ -279,7 +279,8 @@ def _explorer(rows: list, controls: dict, draw_figure):
     import ipywidgets as w
 
     status = w.HTML()
-    image = w.Image(format="png", layout=w.Layout(max_width="100%"))
+    # shown at its own size (a flex column would stretch it to the page's width), scaled down only where narrower
+    image = w.Image(format="png", layout=w.Layout(max_width="100%", align_self="flex-start"))
     message = w.HTML()
     style = w.HTML(_HIDE_STATIC_COPY, layout=w.Layout(display="none"))
     box = _explorer_class()([*rows, status, image, message, style])
@@ -843,7 +844,7 @@ def pcl_sample_explorer(hr, sr_fn, embed_net, scale: int = 4, patch: int = 96, i
 
     import ipywidgets as wd
 
-    style = {"description_width": "90px"}
+    style = {"description_width": "100px"}
     layout = wd.Layout(width="300px")
 
     def fslider(desc, value, lo, hi, step):
