@@ -7,7 +7,9 @@ output (``s`` times its size) is kept. When the margin is at least the network's
 pass, and at the image border the tile's zero padding *is* the image's padding, so the tiled output equals the
 whole-image output up to float rounding (tested to 1e-5 on every architecture). A smaller margin is faster and
 approximate. Memory is bounded by one tile (plus the output image itself, written tile by tile into a uint8
-buffer by :func:`upscale_image`).
+buffer by :func:`upscale_image`). Measured with ``srlib upscale`` on a 2000x1500 photo, smoke-profile DASR x4 (2 CPU
+cores): peak RSS 1.36 GB with 256-px tiles, 10.5 GB for the whole image at once (0.88 GB of each is ``import
+torch``); the two 8000x6000 results were byte-identical.
 
 **Global quantities.** Three things in our networks look at the whole image, and a tile alone would get them
 wrong:
