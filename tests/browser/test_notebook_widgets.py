@@ -33,10 +33,12 @@ class Action:
     value: str = ""
     key: str = ""
     times: int = 0
+    #: treat every redraw as slow (as a paper-size model makes it) and check the burst of presses is drawn once
+    debounced: bool = False
 
 
 NOTEBOOKS = {
-    "00_degradation_explorer": (Action("slider", "width σ", key="ArrowLeft", times=4),
+    "00_degradation_explorer": (Action("slider", "width σ", key="ArrowLeft", times=4, debounced=True),
                                 Action("select", "kernel", "aniso")),
     "01_cde_training": (Action("select", "locations", "8"), Action("select", "locations", "all"),
                         Action("select", "layer", "head"), Action("select", "layer", "output")),
@@ -70,6 +72,24 @@ _RUN_ALL = """async (limit_ms) => {
     }
     return out;
 }"""
+
+_EXECUTE = """async (code) => {
+    const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+    const future = kernel.requestExecute({code, store_history: false});
+    let text = '';
+    future.onIOPub = msg => {
+        if (msg.header.msg_type === 'stream') text += msg.content.text;
+        if (msg.header.msg_type === 'error') text += 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue;
+    };
+    await future.done;
+    return text;
+}"""
+
+#: Kernel code: the explorer on the page (the notebook does not name it) with every redraw counted as slow.
+_SLOW_EXPLORER = """import gc
+_srlib_explorer = next(o for o in gc.get_objects() if type(o).__name__ == "Explorer")
+_srlib_explorer._redraw.slow_s = 0.0
+print(_srlib_explorer.redraws)"""
 
 _SELECTED = """el => Array.from(el.querySelectorAll('select')).map(s =>
     [s.parentElement.querySelector('label') ? s.parentElement.querySelector('label').textContent : '',
@@ -151,6 +171,9 @@ def test_explorer_renders_and_reacts(name, lab, playwright_chromium, screenshots
         for step, action in enumerate(NOTEBOOKS[name], start=1):
             before_src, before_png = img.get_attribute("src"), img.screenshot()
             control = _control(explorer, action.kind, action.label)
+            if action.debounced:
+                drawn = page.evaluate(_EXECUTE, _SLOW_EXPLORER)
+                assert drawn.strip().isdigit(), drawn
             if action.kind == "slider":
                 control.focus()
                 for _ in range(action.times):  # each press is a change; a slow explorer redraws once at the end
@@ -162,6 +185,9 @@ def test_explorer_renders_and_reacts(name, lab, playwright_chromium, screenshots
             explorer.screenshot(path=screenshots / f"{name}_{step}_{action.kind}_{action.label}.png")
             assert after_png != before_png, f"{name}: the figure did not change after {action}"
             _assert_own_size(img, f"{name} after {action}")
+            if action.debounced:  # the presses in a row were drawn once, after the last
+                now = page.evaluate(_EXECUTE, "print(_srlib_explorer.redraws)")
+                assert int(now) == int(drawn) + 1, f"{name}: {action.times} presses drew {int(now) - int(drawn)} times"
             status = explorer.locator(".widget-html").first.inner_text()
             assert "Error" not in status, f"{name}: {action} gave an error: {status}"
             # every dropdown shows its choice (a choice whose value is None used to show an empty box)
