@@ -263,13 +263,14 @@ def ddp_reference(tmp_path_factory) -> Reference:
 
 
 def _trial(seed: int, rng: random.Random, cmd: Callable[[], list[str]], env: dict, run_dir: Path, log: Path,
-           start_s: float, train_s: float, iterations: int) -> tuple[list[str], int, str | None]:
-    """Kill once or twice (the first kill's kind cycles with the seed), then run to the end.
+           start_s: float, train_s: float, iterations: int, first: Moment | None = None
+           ) -> tuple[list[str], int, str | None]:
+    """Kill once or twice (the first kill's kind cycles with the seed, or is ``first``), then run to the end.
 
     ``cmd()`` gives the command line of each start (torchrun's gets a fresh port every time).
     Returns (what each kill did, the checkpoint step before the final run, the final run's output)."""
     kinds = ("write", "train", "start")
-    moments = [_draw(rng, kinds[seed % 3], start_s, train_s, iterations // CHECKPOINT_EVERY)]
+    moments = [first or _draw(rng, kinds[seed % 3], start_s, train_s, iterations // CHECKPOINT_EVERY)]
     if rng.random() < 0.5:
         moments.append(_draw(rng, rng.choice(kinds), start_s, train_s, iterations // CHECKPOINT_EVERY))
     events, step = [], 0
@@ -288,14 +289,13 @@ def _trial(seed: int, rng: random.Random, cmd: Callable[[], list[str]], env: dic
     return events, step, final
 
 
-@pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
-def test_killed_srlib_train_resumes_bit_identical(seed, reference, tmp_path):
+def _srlib_trial(seed: int, reference: Reference, tmp_path: Path, first: Moment | None = None):
     runs = tmp_path / "runs"
     run_dir = runs / "smoke" / reference.run_dir.name
     rng = random.Random(seed)
     t0 = time.monotonic()
     events, step, final = _trial(seed, rng, lambda: SRLIB_TRAIN, _env(runs), run_dir, tmp_path / "log.txt",
-                                 reference.wall_s, reference.train_s, ITERATIONS)
+                                 reference.wall_s, reference.train_s, ITERATIONS, first)
     # the restart resumed from the checkpoint the kills left: it trained only the missing steps
     slug = reference.run_dir.name.rsplit("-", 1)[0]
     expected = f"{slug}: finished before, loaded" if step == ITERATIONS else \
@@ -305,6 +305,19 @@ def test_killed_srlib_train_resumes_bit_identical(seed, reference, tmp_path):
     assert not list(run_dir.glob(TMP_GLOB)), "a finished run keeps no temporary checkpoint file"
     print(f"\nsrlib train seed {seed}: {'; '.join(events)}; resumed from step {step}; bit-identical "
           f"({time.monotonic() - t0:.1f} s)")
+    return events
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
+def test_killed_srlib_train_resumes_bit_identical(seed, reference, tmp_path):
+    _srlib_trial(seed, reference, tmp_path)
+
+
+def test_killed_during_the_first_checkpoint_write_resumes_bit_identical(reference, tmp_path):
+    """The first checkpoint is special: killed while writing it, the run has a log (steps 1..2, flushed just before
+    the write) but no checkpoint yet; the restart must start from scratch without keeping those rows."""
+    events = _srlib_trial(100, reference, tmp_path, first=Moment("write", 1))
+    assert events[0].startswith("write#1: killed mid-write, checkpoint at step 0"), events
 
 
 @pytest.mark.parametrize("seed", DDP_SEEDS, ids=[f"seed{s}" for s in DDP_SEEDS])
