@@ -27,6 +27,7 @@ ACCEPTED_SKIP_MARKERS = {
     "needs_papers": "the paper texts / research notes in ../shared (papers/, research/)",
     "needs_mount_namespace": "a private mount namespace to mount a tiny tmpfs (unshare + mount)",
     "needs_gpu": "a CUDA device",
+    "same_cpu_kind": "the CPU kind golden weights were recorded on (x86-64 AVX-512, 2 torch threads)",
 }
 #: A test requesting one of these fixtures gets the marker (the fixtures skip where ../shared lacks their files):
 #: ``paper_text`` (tests/test_reference_crl.py, test_reference_pcl.py) and ``section5`` (test_reference_blind.py).
@@ -41,6 +42,12 @@ def _has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
+def _same_cpu_kind() -> bool:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability() == "AVX512" and torch.get_num_threads() == 2
+
+
 #: The check a marker runs before its test (the test skips, accepted, when it fails). Markers without an entry are
 #: checked by their test (needs_mount_namespace: whether this machine allows the mount).
 _MARKER_CHECKS = {
@@ -48,6 +55,7 @@ _MARKER_CHECKS = {
     "needs_weights": lambda: WEIGHTS is not None and (WEIGHTS / "lpips_check").is_dir(),
     "needs_papers": lambda: (_SHARED / "papers").is_dir() and (_SHARED / "research").is_dir(),
     "needs_gpu": _has_gpu,
+    "same_cpu_kind": _same_cpu_kind,
 }
 _SKIPS = pytest.StashKey[list]()
 _COLLECT_SKIPS: list = []  # collection reports carry no config: kept here, emptied at configure
