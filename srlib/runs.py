@@ -242,7 +242,8 @@ def load_training_images(data: TrainData, data_root: str | os.PathLike | None = 
     if len(names) == 1 and not names[0].startswith("embedded"):
         folder = sdata.data_root(data_root) / names[0] / "HR"
         if len(list(folder.iterdir())) > STREAM_ABOVE:
-            return StreamingImages.from_folder(folder, label=f"{names[0]} (streamed)")
+            streamed = StreamingImages.from_folder(folder, label=f"{names[0]} (streamed)")
+            return streamed.label, streamed
     images = [t.to(torch.uint8) for n in names for t in sdata.open_set(n, data_root).tensors()]
     kept = [t for t in images if min(t.shape[-2:]) >= data.min_size]
     if not kept:
