@@ -26,8 +26,9 @@ $(STAMP): pyproject.toml
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	touch $(STAMP)
 
+# Reruns only the notebooks whose results `srlib status` finds stale (or that never ran); FORCE=1 reruns all.
 reproduce: setup
-	$(PY) -m srlib.pipeline --profile $(PROFILE)
+	$(PY) -m srlib.pipeline --profile $(PROFILE) $(if $(FORCE),--force,--stale)
 
 lint: setup
 	$(VENV)/bin/ruff check srlib tests benchmarks notebooks

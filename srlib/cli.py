@@ -270,6 +270,7 @@ def cmd_reproduce(args) -> int:
     from srlib import pipeline
 
     argv = [*(["--profile", args.profile] if args.profile else []), *(["--only", *args.only] if args.only else [])]
+    argv += ["--force"] if args.force or args.only else ["--stale"]  # only what `srlib status` finds stale
     return pipeline.main(argv + (["--data-root", args.data_root] if args.data_root else []))
 
 
@@ -343,10 +344,17 @@ def _train_command():
     return train_command
 
 
+def _status():
+    from srlib import status
+
+    return status
+
+
 def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None)
     p.add_argument("--only", nargs="*")
     p.add_argument("--data-root", default=None)
+    p.add_argument("--force", action="store_true", help="rerun every notebook (default: only the stale ones)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -371,6 +379,8 @@ COMMANDS: dict[str, Command] = {
                      arguments=lambda p: _train_command().add_arguments(p), run=lambda a: _train_command().run(a)),
     "reproduce": Command(help="run every notebook with papermill and write results/<profile>/",
                          arguments=_reproduce_arguments, run=cmd_reproduce),
+    "status": Command(help="list committed tables/figures that the checked-out code would not reproduce (exit 1)",
+                      arguments=lambda p: _status().add_arguments(p), run=lambda a: _status().run(a)),
 }
 """The subcommands, in the order ``srlib --help`` lists them."""
 

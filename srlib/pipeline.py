@@ -11,7 +11,14 @@ results. The run stops at the first failure, prints a summary naming the failing
 and error) and exits non-zero; the failed notebook's partial outputs stay in ``results/<profile>/.staging/``, its
 executed copy and ``<name>.failure.txt`` (the summary and the traceback) in ``results/<profile>/executed/`` (both
 git-ignored).
-``results/<profile>/manifest.json`` records the git commit, the profile, the machine and each notebook's wall time.
+``results/<profile>/manifest.json`` records the git commit, the profile, the machine and each notebook's wall time,
+and per notebook its provenance (:mod:`srlib.provenance`): the runs it used (recorded by ``Session.train`` into
+``executed/<name>.provenance.json``, named to the kernel by ``$SRLIB_PROVENANCE``, merged here and left out of the
+promoted results), its table code's fingerprint, the data, the files it read and wrote; ``made_by`` maps every table
+and figure to its notebook. ``srlib status`` compares this with the checkout.
+
+By default every notebook runs; ``--stale`` (what ``make reproduce`` and ``srlib reproduce`` pass) runs only the
+notebooks ``srlib status`` finds stale or never run (:func:`srlib.status.notebooks_to_run`), ``--force`` all of them.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import time
 from pathlib import Path
 
 from srlib import profiles
+from srlib import provenance as prov
 from srlib.data import file_sha256
 from srlib.fileio import atomic_write
 from srlib.locks import path_lock
@@ -184,6 +192,7 @@ def run(
     only: list[str] | None = None,
     root: Path | None = None,
     data_root: str | None = None,
+    stale_only: bool = False,
 ) -> int:
     """Execute the notebooks of the checkout at ``root`` for ``profile``; returns 0 if all succeeded, else 1.
 
@@ -193,6 +202,9 @@ def run(
     (``executed/<name>.ipynb``) and a summary naming the failing cell with its traceback
     (``executed/<name>.failure.txt``) are written, and the summary is printed. A second pipeline started on the same
     ``results/<profile>/`` waits for the first (with a message on stderr).
+
+    With ``stale_only``, only those of the selected notebooks that are stale or were never run for this profile run
+    (decided under the lock, after any pipeline that held it has finished); when none is, nothing is touched.
     """
     prof = profiles.resolve(profile)
     root = (root or profiles.repo_root() or Path.cwd()).resolve()
@@ -202,7 +214,23 @@ def run(
     # Two pipelines on one results folder would share .staging and overwrite each other's manifest: the second waits.
     # (The lock file goes into the git-ignored executed/ folder: results/<profile>/executed/.pipeline.lock.)
     with path_lock(final / "executed" / "pipeline", what=f"make reproduce (profile {prof.name})"):
+        if stale_only:
+            paths = _stale_paths(prof, paths, root, data_root)
+            if not paths:
+                print(f"results/{prof.name}: nothing is stale (srlib status --profile {prof.name}); "
+                      f"make reproduce FORCE=1 reruns every notebook")
+                return 0
         return _run_notebooks(prof, paths, notebook_dir, final, root, data_root)
+
+
+def _stale_paths(prof, paths: list[Path], root: Path, data_root: str | None) -> list[Path]:
+    from srlib.status import notebooks_to_run
+
+    stale = notebooks_to_run(prof.name, root=root, data_root=data_root)
+    print(f"results/{prof.name}: {len(stale)} notebook(s) to run (make reproduce FORCE=1 runs all):")
+    for name, reasons in stale.items():
+        print(f"  {name}: {'; '.join(reasons)}")
+    return [p for p in paths if p.stem in stale]
 
 
 def _run_notebooks(prof, paths: list[Path], notebook_dir: Path, final: Path, root: Path,
@@ -222,6 +250,8 @@ def _run_notebooks(prof, paths: list[Path], notebook_dir: Path, final: Path, roo
         data_root=data_root or os.environ.get("SRLIB_DATA"),
     )
     manifest.setdefault("notebooks", {})
+    manifest["provenance_version"] = prov.PROVENANCE_VERSION
+    data = prov.data_summary(prof, data_root)
     this_run: dict[str, dict] = {}
     status = 0
     t_run = time.perf_counter()
@@ -238,6 +268,11 @@ def _run_notebooks(prof, paths: list[Path], notebook_dir: Path, final: Path, roo
         (executed / f"{path.stem}.failure.txt").unlink(missing_ok=True)
         entry = {"status": "ok", "error": None}
         failure = None
+        runs_file = executed / f"{path.stem}.provenance.json"  # Session.train appends the runs it returns
+        runs_file.unlink(missing_ok=True)
+        inputs = prov.input_files(final, path.stem)
+        previous = os.environ.get(prov.ENV_FILE)
+        os.environ[prov.ENV_FILE] = str(runs_file)  # the kernel inherits the environment
         try:
             pm.execute_notebook(
                 str(path),
@@ -254,9 +289,15 @@ def _run_notebooks(prof, paths: list[Path], notebook_dir: Path, final: Path, roo
             cell = failing_cell(executed / path.name, exc)
             entry = {"status": "failed", "error": cell["error"], "failed_cell": cell}
             status = 1
+        finally:
+            if previous is None:
+                os.environ.pop(prov.ENV_FILE, None)
+            else:
+                os.environ[prov.ENV_FILE] = previous
         entry["wall_s"] = round(time.perf_counter() - t0, 1)
         entry["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         if failure is None:
+            entry["provenance"] = prov.notebook_provenance(path, prof, data, runs_file, inputs, staging)
             entry["outputs"] = _promote(staging, final)
             manifest["notebooks"][path.stem] = entry
         else:
@@ -268,6 +309,8 @@ def _run_notebooks(prof, paths: list[Path], notebook_dir: Path, final: Path, roo
         shutil.rmtree(staging)
     manifest["wall_s"] = round(time.perf_counter() - t_run, 1)
     manifest["tables"] = {p.name: file_sha256(p) for p in sorted((final / "tables").glob("*.csv"))}
+    manifest["made_by"] = {out: name for name, e in sorted(manifest["notebooks"].items())
+                           for out in e.get("outputs", [])}
     _write_json(manifest_path, manifest)
     _print_summary(paths, this_run, final, manifest["wall_s"])
     return status
@@ -295,11 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="smoke | small | medium | paper (default: $SRLIB_PROFILE or small)")
     parser.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes (00 03)")
     parser.add_argument("--data-root", default=None, help="folder with <Set>/HR/*.png (default: $SRLIB_DATA)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--stale", action="store_true",
+                       help="run only the notebooks `srlib status` finds stale or never run (make reproduce)")
+    which.add_argument("--force", action="store_true", help="run every notebook (the default of this runner)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     # Progress bars inside notebooks print a line per refresh under papermill: refresh rarely.
     os.environ.setdefault("TQDM_MININTERVAL", "30")
-    return run(args.profile, args.only, data_root=args.data_root)
+    return run(args.profile, args.only, data_root=args.data_root, stale_only=args.stale and not args.force)
 
 
 if __name__ == "__main__":

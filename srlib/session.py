@@ -68,8 +68,14 @@ class Session:
 
     def train(self, paper: str, progress: bool = True, **fields) -> Results:
         """Load the finished runs of ``paper`` matching ``fields`` and train the missing ones (``srlib train`` trains
-        them outside the notebook): ``{RunId: TrainResult}``."""
-        return train_all(self.specs(paper, **fields), self.runs, self.data_root, self.device, progress)
+        them outside the notebook): ``{RunId: TrainResult}``. Under the pipeline the runs returned are recorded for the
+        manifest's provenance (:func:`srlib.provenance.record_runs`)."""
+        from srlib.provenance import record_runs
+
+        specs = self.specs(paper, **fields)
+        results = train_all(specs, self.runs, self.data_root, self.device, progress)
+        record_runs(specs, results, self.device)
+        return results
 
 
 def setup(profile: str | Profile | None = None, data_root: str | os.PathLike | None = None,
