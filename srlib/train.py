@@ -394,6 +394,7 @@ def train(
         if rank == 0:
             _truncate_log(log_path, start)
     elif rank == 0:
+        _truncate_log(log_path, 0)  # rows of a process killed before its first checkpoint are redone
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     stop = min(cfg.iterations, max_steps) if max_steps is not None else cfg.iterations
     last_checkpoint = start
