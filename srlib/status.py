@@ -254,7 +254,7 @@ def check(profile: str, results: str | os.PathLike | None = None, root: str | os
     while changed:
         changed = False
         for name, patterns in P.INPUTS.items():
-            if name not in reasons:
+            if name not in reasons or NO_PROVENANCE in reasons[name]:  # already stale for want of a record
                 continue
             for producer in sorted({made_by[f] for f in made_by if any(Path(f).match(p) for p in patterns)}):
                 why = f"reads the results of notebook {producer}, which is stale"
