@@ -19,8 +19,9 @@ import pytest
 RUN_ALL_S = 240
 #: The notebook that is also saved, closed and reopened (its explorer's static copy must show).
 REOPENED = "00_degradation_explorer"
-#: Longest wait for a redraw after a change (debounced redraws wait DEBOUNCE_S after the last change first).
-REDRAW_S = 60
+#: Longest wait for an explorer's first figure, and for a redraw after a change (debounced redraws wait DEBOUNCE_S
+#: after the last change first).
+REDRAW_S = 30
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,53 @@ def _control(explorer, kind, label):
     return box.locator(".noUi-handle" if kind == "slider" else "select")
 
 
-def _wait_for_new_image(page, img, old_src):
+#: What JupyterLab shows for a widget it cannot display: the renderer's message, and ipywidgets 8's error widget
+#: (a broken-page icon above "Click to show javascript error.").
+_WIDGET_ERRORS = """() => {
+    const nb = document.querySelectorAll('.jp-Notebook');
+    const text = Array.from(nb).map(n => n.innerText).join(' ');
+    const out = [];
+    for (const m of text.matchAll(/Error displaying widget[^\\n]*/g)) out.push(m[0]);
+    for (const e of document.querySelectorAll('.jp-Notebook .jupyter-widgets-error-widget')) out.push(
+        'ipywidgets error widget: ' + e.innerText.trim());
+    return out;
+}"""
+
+_SHOWN = """() => {
+    const img = document.querySelector('.jp-Notebook .srlib-explorer img');
+    return (img !== null && img.complete && img.naturalWidth > 0)
+        || document.querySelector('.jp-Notebook .jupyter-widgets-error-widget') !== null
+        || Array.from(document.querySelectorAll('.jp-Notebook'))
+               .some(n => n.innerText.includes('Error displaying widget'));
+}"""
+
+
+def _assert_no_widget_error(page, name):
+    errors = page.evaluate(_WIDGET_ERRORS)
+    assert not errors, f"{name}: a widget cannot be displayed: {errors}"
+
+
+def _wait_for_explorer(page, name):
+    """Wait until the explorer shows its figure or the page shows a widget error; fail on the latter."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # imported here: see the playwright fixture
+
+    try:
+        page.wait_for_function(_SHOWN, timeout=REDRAW_S * 1000)
+    except PlaywrightTimeout:
+        pytest.fail(f"{name}: no explorer figure appeared within {REDRAW_S} s of the last cell", pytrace=False)
+    _assert_no_widget_error(page, name)
+
+
+def _wait_for_new_image(page, img, old_src, what):
     """Wait until the figure changed and then stayed the same for a second (a fast explorer draws every arrow-key
     press; a slow one draws once, after a pause)."""
-    page.wait_for_function("([el, src]) => el.src !== src && el.complete && el.naturalWidth > 0",
-                           arg=[img.element_handle(), old_src], timeout=REDRAW_S * 1000)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("([el, src]) => el.src !== src && el.complete && el.naturalWidth > 0",
+                               arg=[img.element_handle(), old_src], timeout=REDRAW_S * 1000)
+    except PlaywrightTimeout:
+        pytest.fail(f"{what}: the figure was not redrawn within {REDRAW_S} s", pytrace=False)
     src = img.get_attribute("src")
     while True:
         page.wait_for_timeout(1000)
@@ -138,6 +181,16 @@ def _wait_for_new_image(page, img, old_src):
         if now == src:
             return
         src = now
+
+
+def _failure_screenshot(page, path):
+    """The explorer's cell (its source calls ``..._explorer(``) for a human to look at, else the page."""
+    try:
+        cell = page.locator(".jp-NotebookPanel:visible .jp-Cell").filter(has_text=re.compile(r"_explorer\(")).first
+        cell.scroll_into_view_if_needed(timeout=5000)
+        cell.screenshot(path=path, timeout=10_000)
+    except Exception:  # noqa: BLE001 (a screenshot must not hide the failure)
+        page.screenshot(path=path)
 
 
 def _assert_own_size(img, what):
@@ -148,18 +201,17 @@ def _assert_own_size(img, what):
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
-def test_explorer_renders_and_reacts(name, lab, playwright_chromium, screenshots):
+def test_explorer_renders_and_reacts(name, playwright_chromium, lab, screenshots):
     page = _open_lab(playwright_chromium, lab)
     try:
         _run_all(page, name)
         notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
+        _wait_for_explorer(page, name)
         explorers = notebook.locator(".srlib-explorer")
         assert explorers.count() == 1, f"{name}: expected one explorer, found {explorers.count()}"
-        assert notebook.get_by_text("Error displaying widget").count() == 0, f"{name}: a widget failed to display"
         explorer = explorers.first
         explorer.scroll_into_view_if_needed()
         img = explorer.locator("img")
-        page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=img.element_handle())
         status = explorer.locator(".widget-html").first.inner_text()
         assert "Error" not in status, f"{name}: the explorer shows an error: {status}"
         _assert_own_size(img, name)
@@ -180,7 +232,7 @@ def test_explorer_renders_and_reacts(name, lab, playwright_chromium, screenshots
                     control.press(action.key)
             else:
                 control.select_option(label=action.value)
-            _wait_for_new_image(page, img, before_src)
+            _wait_for_new_image(page, img, before_src, f"{name}, {action}")
             after_png = img.screenshot()
             explorer.screenshot(path=screenshots / f"{name}_{step}_{action.kind}_{action.label}.png")
             assert after_png != before_png, f"{name}: the figure did not change after {action}"
@@ -193,9 +245,12 @@ def test_explorer_renders_and_reacts(name, lab, playwright_chromium, screenshots
             # every dropdown shows its choice (a choice whose value is None used to show an empty box)
             for label, index, text in explorer.evaluate(_SELECTED):
                 assert index >= 0 and text.strip(), f"{name}: dropdown {label!r} shows an empty box after {action}"
-        assert notebook.get_by_text("Error displaying widget").count() == 0
+        _assert_no_widget_error(page, name)
         if name == REOPENED:
             _reopen_shows_the_static_copy(page, name, screenshots)
+    except BaseException:
+        _failure_screenshot(page, screenshots / f"{name}_FAILED.png")
+        raise
     finally:
         page.close()
         for k in lab.api("GET", "/api/kernels"):  # free the CPU and memory for the next notebook
