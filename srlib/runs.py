@@ -38,8 +38,8 @@ from srlib.train import Critic, TrainConfig, TrainResult, build_model, degraded_
 
 RUN_FILE = "run.json"
 
-TRAINING_CODE = ("srlib.runs", "srlib.train", "srlib.data", "srlib.degradation", "srlib.streaming",
-                 "srlib.archs.common")
+TRAINING_CODE = ("srlib.runs", "srlib.train", "srlib.data", "srlib.degradation", "srlib.streaming", "srlib.archs",
+                 "srlib.archs.common", "srlib.losses")
 """Modules whose source shapes every run; a recipe adds its own (architectures, losses, itself)."""
 
 
