@@ -50,6 +50,14 @@ class Lab:
             body = r.read()
         return json.loads(body) if body else None
 
+    def shutdown_kernels(self) -> None:
+        """Shut down every kernel of the server (errors ignored: the server may be gone already)."""
+        try:
+            for k in self.api("GET", "/api/kernels"):
+                self.api("DELETE", f"/api/kernels/{k['id']}")
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -60,11 +68,7 @@ def _free_port() -> int:
 def _stop(proc: subprocess.Popen, lab: Lab | None) -> None:
     """Shut down the kernels through the API, then the server (its process group: SIGTERM, then SIGKILL)."""
     if lab is not None and proc.poll() is None:
-        try:
-            for k in lab.api("GET", "/api/kernels"):
-                lab.api("DELETE", f"/api/kernels/{k['id']}")
-        except (OSError, urllib.error.URLError, ValueError):
-            pass
+        lab.shutdown_kernels()
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

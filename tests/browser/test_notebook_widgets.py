@@ -253,8 +253,7 @@ def test_explorer_renders_and_reacts(name, playwright_chromium, lab, screenshots
         raise
     finally:
         page.close()
-        for k in lab.api("GET", "/api/kernels"):  # free the CPU and memory for the next notebook
-            lab.api("DELETE", f"/api/kernels/{k['id']}")
+        lab.shutdown_kernels()  # free the CPU and memory for the next notebook
 
 
 def _reopen_shows_the_static_copy(page, name, screenshots):
