@@ -5,17 +5,21 @@ EDSR-S pre-training). Each run folder's lock (:func:`srlib.locks.run_lock`) lets
 skips it, and later waits for it. Checked against independent truths: both exit 0; the trained counts of their JSON
 summaries add up to the number of runs (every run trained exactly once); every ``losses.csv`` has each step once;
 every checkpoint's weights equal, byte for byte, those of the same runs trained by a single process in another folder.
+The processes import a snapshot of srlib taken at the start of the test (see :func:`_snapshot`).
 """
 
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+import srlib
 
 ONLY = ("crl-sr-crl-[ad]-*", "pcl-sr-pcl-base-EDSR-S-*")
 CMD = [sys.executable, "-m", "srlib", "train", "--profile", "smoke", *(a for g in ONLY for a in ("--only", g)),
@@ -24,13 +28,24 @@ N_RUNS = 3
 TIMEOUT = 600
 
 
-def _env(runs: Path) -> dict:
-    """No torchrun variables of an outer job, the embedded training images (no SRLIB_DATA), one thread in every
-    process (so that the runs of the single and the concurrent processes compare bit for bit)."""
+def _snapshot(root: Path) -> Path:
+    """A copy of the srlib package under ``root`` for the child processes to import: the run folders' names hash the
+    training code, and a working tree edited during the test (several people at once) would otherwise give the single
+    and the concurrent processes different folders."""
+    shutil.copytree(Path(srlib.__file__).parent, root / "srlib", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def _env(snapshot: Path, runs: Path) -> dict:
+    """The snapshot first on the path, no torchrun variables of an outer job, the embedded training images (no
+    SRLIB_DATA), one thread in every process (so that the runs of the single and the concurrent processes compare
+    bit for bit)."""
     drop = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SRLIB_DATA",
             "SRLIB_PROFILE"}
     env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", SRLIB_RUNS=str(runs))
+    path = [str(snapshot), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(path),
+               SRLIB_RUNS=str(runs), SRLIB_CACHE=str(snapshot / "cache"), SRLIB_RESULTS=str(snapshot / "results"))
     return env
 
 
@@ -51,21 +66,28 @@ def _steps_once(run_dir: Path) -> list[int]:
     return steps
 
 
+def _same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same dtype, shape and bytes (stricter than ``torch.equal``, which takes -0.0 for 0.0)."""
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.reshape(-1).view(torch.uint8),
+                                                                     b.reshape(-1).view(torch.uint8))
+
+
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
 
 
 def test_two_concurrent_srlib_train_processes_train_every_run_once(tmp_path):
     single, shared = tmp_path / "single", tmp_path / "shared"
+    snap = _snapshot(tmp_path / "snapshot")
     t0 = time.monotonic()
-    ref = subprocess.run(CMD, env=_env(single), capture_output=True, text=True, timeout=TIMEOUT)
+    ref = subprocess.run(CMD, env=_env(snap, single), cwd=snap, capture_output=True, text=True, timeout=TIMEOUT)
     assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
     assert _summary(ref.stdout) == {"runs": N_RUNS, "trained": N_RUNS, "loaded": 0}
     t_single = time.monotonic() - t0
 
     t0 = time.monotonic()
     logs = [(open(tmp_path / f"out{i}.txt", "w+"), open(tmp_path / f"err{i}.txt", "w+")) for i in range(2)]
-    procs = [subprocess.Popen(CMD, env=_env(shared), stdout=o, stderr=e, text=True) for o, e in logs]
+    procs = [subprocess.Popen(CMD, env=_env(snap, shared), cwd=snap, stdout=o, stderr=e, text=True) for o, e in logs]
     try:
         codes = [p.wait(timeout=TIMEOUT) for p in procs]
     finally:
@@ -97,7 +119,7 @@ def test_two_concurrent_srlib_train_processes_train_every_run_once(tmp_path):
         assert _steps_once(run_dir) == list(range(1, iterations + 1)), f"{name}: steps {_steps_once(run_dir)}"
         mine, theirs = _weights(run_dir), _weights(ref_dirs[name])
         assert mine.keys() == theirs.keys()
-        differ = [k for k in mine if not torch.equal(mine[k], theirs[k])]
+        differ = [k for k in mine if not _same_bytes(mine[k], theirs[k])]
         assert not differ, f"{name}: weights differ from the single process's in {differ}"
         assert not list(run_dir.glob(".*.tmp")), f"{name}: temporary files left behind"
     print(f"\nsingle process {t_single:.1f} s; two processes {t_two:.1f} s; trained "
