@@ -9,6 +9,7 @@ Without torchrun (``WORLD_SIZE`` unset or 1) nothing is initialised.
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -36,6 +37,17 @@ def init(device: torch.device) -> torch.device:
 
 
 def close() -> None:
+    """Leave the process group (after a barrier, so no rank exits while another still writes)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def exit_process(code: int) -> None:
+    """End a torchrun worker without the interpreter's teardown: gloo's threads occasionally abort it
+    (``terminate called without an active exception``, about one launch in 40 here) after all work is written,
+    turning a finished job into a failed one. Single processes exit normally."""
+    if world_size() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

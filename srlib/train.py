@@ -298,12 +298,13 @@ def _load_checkpoint(path: Path, device) -> dict:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Keep the header and the rows of steps <= ``step`` (rows written after the last checkpoint are redone)."""
+    """Keep the header and the complete rows of steps <= ``step`` (rows written after the last checkpoint are redone;
+    a row cut short by a killed process, e.g. ``1`` left of ``12,...``, is dropped however it parses)."""
     if not path.exists():
         return
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    keep = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= step]
+    keep = rows[:1] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) <= step]
     with atomic_write(path, binary=False) as f:
         csv.writer(f, lineterminator="\n").writerows(keep)
 

@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         trained = sum(r["steps run"] > 0 for r in rows)
         print(json.dumps({"runs": len(rows), "trained": trained, "loaded": len(rows) - trained}))
     distributed.close()
+    distributed.exit_process(0)
     return 0
 
 

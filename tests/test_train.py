@@ -100,3 +100,14 @@ def test_bad_config_is_rejected():
         TrainConfig(scale=2, iterations=0, batch_size=4, lr_patch=8)
     with pytest.raises(ValueError, match="degradations are for scale 4"):
         TrainConfig(scale=2, iterations=1, batch_size=1, lr_patch=8, degradations=DegradationSpace(4))
+
+
+def test_resume_drops_a_row_cut_short_by_a_kill(tmp_path):
+    """A process killed mid-row leaves e.g. ``1`` of ``12,...``: the log kept on resume has complete rows only."""
+    from srlib.train import _truncate_log
+
+    log = tmp_path / "losses.csv"
+    log.write_text("step,l1,total,lr,seconds\n" + "".join(f"{i},0.5,0.5,0.001,{i}.0\n" for i in range(1, 12)) + "1")
+    _truncate_log(log, 10)
+    rows = log.read_text().splitlines()
+    assert rows[0] == "step,l1,total,lr,seconds" and [r.split(",")[0] for r in rows[1:]] == [str(i) for i in range(1, 11)]
