@@ -110,4 +110,5 @@ def test_resume_drops_a_row_cut_short_by_a_kill(tmp_path):
     log.write_text("step,l1,total,lr,seconds\n" + "".join(f"{i},0.5,0.5,0.001,{i}.0\n" for i in range(1, 12)) + "1")
     _truncate_log(log, 10)
     rows = log.read_text().splitlines()
-    assert rows[0] == "step,l1,total,lr,seconds" and [r.split(",")[0] for r in rows[1:]] == [str(i) for i in range(1, 11)]
+    assert rows[0] == "step,l1,total,lr,seconds"
+    assert [r.split(",")[0] for r in rows[1:]] == [str(i) for i in range(1, 11)]
