@@ -78,8 +78,10 @@ def _stop(proc: subprocess.Popen, lab: Lab | None) -> None:
             proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_chromium():
+    # module scope: Playwright's sync API keeps an asyncio loop running in this thread until it stops; later test
+    # modules (the widgets' debounce) must not see it
     """Playwright's sync API with Debian's Chromium: fails (does not skip) when either is missing."""
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium package (make setup installs "
@@ -100,7 +102,7 @@ def playwright_chromium():
         pw.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server serving a copy of the notebooks in the smoke profile with live widgets."""
     base = tmp_path_factory.mktemp("lab")
