@@ -122,7 +122,7 @@ def measure(
     desc: str = "evaluate",
     extra_metrics: Mapping[str, ImageMetric] | None = None,
 ) -> pd.DataFrame:
-    """Mean PSNR/SSIM (Y) of every method x training seed on every set x degradation.
+    """PSNR/SSIM (Y) of every method x training seed on every image of every set x degradation.
 
     The test LR of a (set, degradation) is the same for all methods and seeds (generated once with ``noise_seed``
     and cached), so seeds measure the spread of *training*, not of test noise.
@@ -133,17 +133,18 @@ def measure(
         extra_metrics: more per-image metrics (name -> ``metric(hr, sr)``, e.g. :func:`perceptual_metrics`).
 
     Returns:
-        Tidy frame ``method, dataset, scale, setting, metric, seed, value`` (metric ``psnr`` / ``ssim`` and the
-        extra metrics' names; each value is the mean over the set's images), ready for
-        :func:`srlib.tables.summarize`.
+        Tidy frame ``method, dataset, scale, setting, metric, seed, image, value`` (metric ``psnr`` / ``ssim`` and
+        the extra metrics' names; one row per image, so that claims can pair images: :mod:`srlib.claims`), ready for
+        :func:`srlib.tables.summarize` (which takes each set's mean over its images first).
     """
     jobs = [(s, d, m, seed) for s in image_sets for d in degradations for m in methods for seed in methods[m]]
     rows = []
     for image_set, deg, method, seed in tqdm(jobs, desc=desc, unit="run"):
         per_image = evaluate(methods[method][seed], image_set, deg, noise_seed, cache, extra_metrics)
         for metric, column in (("psnr", "psnr_y"), ("ssim", "ssim_y"), *((m, m) for m in extra_metrics or {})):
-            rows.append({"method": method, "dataset": image_set.name, "scale": deg.scale, "setting": deg.setting,
-                         "metric": metric, "seed": seed, "value": float(per_image[column].mean())})
+            rows.extend({"method": method, "dataset": image_set.name, "scale": deg.scale, "setting": deg.setting,
+                         "metric": metric, "seed": seed, "image": image, "value": float(value)}
+                        for image, value in zip(per_image["image"], per_image[column], strict=True))
     return pd.DataFrame(rows)
 
 

@@ -93,12 +93,20 @@ LAYOUTS: dict[str, Layout] = {
 DEFAULT_LAYOUT = Layout()
 
 
+def per_seed(measurements: pd.DataFrame) -> pd.DataFrame:
+    """Per-image measurements -> one value per (cell, seed): the mean over the cell's images (image order kept)."""
+    if "image" not in measurements.columns:
+        return measurements
+    return measurements.groupby([*KEYS, "seed"], sort=False)["value"].mean().reset_index()
+
+
 def summarize(measurements: pd.DataFrame) -> pd.DataFrame:
     """Aggregate per-seed results into one row per cell.
 
     Args:
         measurements: tidy frame with columns :data:`KEYS` + ``seed`` + ``value`` (one value per seed and cell,
-            e.g. the mean PSNR over a test set for that seed).
+            e.g. the mean PSNR over a test set for that seed); with an ``image`` column (per-image rows of
+            :func:`srlib.evaluate.measure`) each seed's cell value is first the mean over its images.
 
     Returns:
         Frame with :data:`KEYS`, ``ours_mean``, ``ours_std`` (ddof 1; NaN for one seed), ``n_seeds``, in the order
@@ -107,6 +115,8 @@ def summarize(measurements: pd.DataFrame) -> pd.DataFrame:
     missing = {*KEYS, "seed", "value"} - set(measurements.columns)
     if missing:
         raise ValueError(f"measurements lack columns {sorted(missing)}")
+    if "image" in measurements.columns:
+        measurements = per_seed(measurements)
     grouped = measurements.groupby(KEYS, sort=False)["value"]
     out = grouped.agg(ours_mean="mean", ours_std=lambda v: v.std(ddof=1) if len(v) > 1 else np.nan)
     out["n_seeds"] = grouped.size()

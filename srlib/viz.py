@@ -1258,17 +1258,19 @@ def plot_pcl_samples(anchor, positives, negatives, similarities, losses=None, *,
 
 
 def plot_gains(gains, metrics: Sequence[str] = ("psnr",), title: str | None = None, panel_size: float = 4.5) -> Figure:
-    """Paired gains with their spread beside the paper's gain: one panel per metric, one bar group per dataset.
+    """Paired effects with their bootstrap CIs beside the paper's: one panel per metric, one bar group per dataset.
 
     Args:
-        gains: frame from :func:`srlib.methods.pcl_sr.paired_gains` (``better, worse, dataset, metric, gain_mean,
-            gain_std, n_seeds, paper_gain``); a comparison is labelled "better - worse".
+        gains: frame from :func:`srlib.methods.pcl_sr.paired_gains` (``better, worse, dataset, metric, effect,
+            ci_low, ci_high, paper_effect, verdict``: effects oriented so that positive is an improvement, also for
+            LPIPS and NIQE); a comparison is labelled "better vs worse".
         metrics: metrics to draw, one panel each.
         title: figure title.
 
     Returns:
-        Figure: bars = our mean gain over seeds (error bar: sample std, none with one seed), black diamonds = the
-        paper's gain where it reports one; a dashed line at 0.
+        Figure: bars = our mean effect over seeds and images (error bar: the 95% bootstrap CI), black diamonds = the
+        paper's effect where it reports one; a dashed line at 0; each bar's verdict's initial above it (s supported,
+        c contradicted, i inconclusive).
     """
     metrics = [m for m in metrics if (gains.metric == m).any()]
     if not metrics:
@@ -1285,12 +1287,16 @@ def plot_gains(gains, metrics: Sequence[str] = ("psnr",), title: str | None = No
         for i, (better, worse) in enumerate(pairs):
             rows = sub[(sub.better == better) & (sub.worse == worse)].set_index("dataset").reindex(datasets)
             x = np.arange(len(datasets)) + (i - (len(pairs) - 1) / 2) * width
-            ax.bar(x, rows.gain_mean, width, yerr=rows.gain_std.fillna(0), capsize=2, label=f"{better} - {worse}")
-            ax.scatter(x, rows.paper_gain, marker="D", color="black", s=14, zorder=3,
+            err = np.vstack([(rows.effect - rows.ci_low).clip(lower=0), (rows.ci_high - rows.effect).clip(lower=0)])
+            ax.bar(x, rows.effect, width, yerr=np.nan_to_num(err), capsize=2, label=f"{better} vs {worse}")
+            ax.scatter(x, rows.paper_effect, marker="D", color="black", s=14, zorder=3,
                        label="paper" if i == 0 else None)
+            for xi, top, v in zip(x, rows.ci_high.fillna(rows.effect), rows.verdict.fillna(""), strict=True):
+                if v and np.isfinite(top):
+                    ax.annotate(v[0], (xi, top), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
         ax.axhline(0, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xticks(np.arange(len(datasets)), datasets)
-        ax.set_ylabel(f"gain ({metric}{', dB' if metric == 'psnr' else ''})")
+        ax.set_ylabel(f"effect ({metric}{', dB' if metric == 'psnr' else ''}; + = better)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=7)
     if title:

@@ -353,14 +353,21 @@ def test_real_lr_examples_fall_back_to_embedded(tmp_path):
     assert [im.shape for im in ims] == [(32, 32, 3), (128, 128, 3)] * 2 and titles[1] == "bicubic"
 
 
-def test_cdsr_vs_dasr_pairs_by_seed():
+def test_cdsr_vs_dasr_pairs_by_seed_and_image():
+    # 3 seeds x 2 images; CDSR - DASR = 0.3 + per-seed offsets, the same on both images
     rows = [{"method": m, "dataset": "Set5", "scale": 4, "setting": B.cdsr_setting(0.0), "metric": "psnr",
-             "seed": seed, "value": v}
-            for m, vals in (("DASR", (30.0, 31.0, 29.0)), ("CDSR", (30.5, 31.1, 29.3))) for seed, v in enumerate(vals)]
+             "seed": seed, "image": image, "value": v + (0.01 if image == "b" else 0.0)}
+            for m, vals in (("DASR", (30.0, 31.0, 29.0)), ("CDSR", (30.5, 31.1, 29.3))) for seed, v in enumerate(vals)
+            for image in ("a", "b")]
+    rows += [{**r, "method": "Bicubic", "value": 25.0} for r in rows if r["method"] == "DASR" and r["seed"] == 0]
     claim = B.cdsr_vs_dasr(pd.DataFrame(rows))
+    assert list(claim.dataset) == ["Set5", "all"]
     row = claim.iloc[0]
-    assert row.diff_mean == pytest.approx(0.3) and row.diff_std == pytest.approx(0.2) and row.n_seeds == 3
-    assert row.paper_diff == pytest.approx(31.63 - 31.45) and bool(row.holds)
+    assert row.effect == pytest.approx(0.3) and row.n_seeds == 3 and row.n_images == 2
+    # per-seed differences 0.5, 0.1, 0.3: every bootstrap mean lies within them
+    assert 0.1 - 1e-9 <= row.ci_low < 0.3 < row.ci_high <= 0.5 + 1e-9
+    assert row.paper_effect == pytest.approx(31.63 - 31.45)
+    assert row.verdict == "supported" and row.claim_id == "D1"
     with pytest.raises(ValueError, match="both CDSR and DASR"):
         B.cdsr_vs_dasr(pd.DataFrame(rows[:3]))
 

@@ -56,7 +56,8 @@ def test_fingerprints_cover_training_code_only(tmp_path):
     # analysis code: a docstring and the body of a claims function of every paper
     tables = _copy(tmp_path, "tables")
     _edit(tables / "srlib/methods/crl_sr.py", "The paper's ablation claims checked", "The ablation claims, checked")
-    _edit(tables / "srlib/methods/blind_sr.py", 'out["holds"] = out.diff_mean > 0', 'out["holds"] = out.diff_mean >= 0')
+    _edit(tables / "srlib/methods/blind_sr.py", 'pooled = np.nanmean(cells)', 'pooled = np.nanmedian(cells)')
+    _edit(tables / "srlib/claims.py", "if effect.low > 0:", "if effect.low >= 0:")
     _edit(tables / "srlib/methods/pcl_sr.py", '"""Whether two models hold', '"""True when two models hold')
     _edit(tables / "srlib/evaluate.py", "def bicubic_upscaler(", "def bicubic_upscaler(  ")
     assert _folders(tables) == base

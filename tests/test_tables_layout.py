@@ -173,7 +173,7 @@ def test_save_table_writes_markdown_only_for_paper_tables(hand_frame, tmp_path):
     first = md.read_bytes()
     tables.save_table(hand_frame, csv)
     assert md.read_bytes() == first  # deterministic
-    claims = pd.DataFrame({"claim": ["d > a"], "ours_diff_mean": [0.1], "holds": [True]})
+    claims = pd.DataFrame({"claim": ["d > a"], "effect": [0.1], "verdict": ["inconclusive"]})
     tables.save_table(claims, tmp_path / "tables" / "claims.csv")
     assert not (tmp_path / "tables" / "claims.md").exists()
     md.unlink()

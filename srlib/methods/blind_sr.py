@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from srlib import embeddings as E
+from srlib.claims import beats_baseline, claim_row
 from srlib.degradation import CDSR_TEST_NOISE, preset
 from srlib.evaluate import bicubic_upscaler, evaluation_sets, measure, model_upscaler, model_upscalers, paper_table
 from srlib.profiles import Profile, subsample
@@ -64,9 +65,9 @@ def _kernel_mean(measured: pd.DataFrame, noise: float) -> pd.DataFrame:
     """Per-kernel measurements -> one cell per (method, set, scale, metric, seed): the mean over the kernels."""
     if measured.empty:
         return measured
-    keys = ["method", "dataset", "scale", "metric", "seed"]
+    keys = ["method", "dataset", "scale", "metric", "seed", *(["image"] if "image" in measured.columns else [])]
     out = measured.groupby(keys, sort=False)["value"].mean().reset_index()
-    return out.assign(setting=cdsr_setting(noise))[["method", "dataset", "scale", "setting", "metric", "seed",
+    return out.assign(setting=cdsr_setting(noise))[["method", "dataset", "scale", "setting", "metric", *keys[4:],
                                                       "value"]]
 
 
@@ -179,8 +180,8 @@ def evaluate_cdsr_table2(profile: Profile, models: dict, data_root=None, cache=N
         ``return_measurements`` also the per-seed measurements (for :func:`cdsr_vs_dasr`).
     """
     sets = table_sets(profile, data_root)
-    parts = [measure_cdsr(_by_method(models, scale), sets, scale, max_kernels=evaluation_sizes(profile)[1],
-                          cache=cache, desc="CDSR Table 2")
+    parts = [measure_cdsr({**_by_method(models, scale), "Bicubic": {profile.seeds[0]: bicubic_upscaler(scale)}},
+                          sets, scale, max_kernels=evaluation_sizes(profile)[1], cache=cache, desc="CDSR Table 2")
              for scale in sorted({s for _, s, _ in models})]
     measured = pd.concat(parts, ignore_index=True) if parts else None
     table = paper_table(measured, "CDSR", "Table 2", metrics=("psnr", "ssim"))
@@ -188,29 +189,37 @@ def evaluate_cdsr_table2(profile: Profile, models: dict, data_root=None, cache=N
 
 
 def cdsr_vs_dasr(measured: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
-    """CDSR's claim over DASR (CDSR Table 2) on our measurements: CDSR - DASR paired by training seed.
+    """CDSR's claim over DASR (CDSR Table 2, claim D1) on our measurements: CDSR - DASR paired by training seed and
+    test image, per (dataset, scale, setting) and pooled over them (``dataset`` "all").
 
     Args:
-        measured: the measurements of :func:`evaluate_cdsr_table2` (``return_measurements=True``).
+        measured: the per-image measurements of :func:`evaluate_cdsr_table2` (``return_measurements=True``); where
+            they hold a ``Bicubic`` row, a claim whose models do not beat it is inconclusive.
 
     Returns:
-        one row per (dataset, scale, setting): ``diff_mean``, ``diff_std`` (sample std over seeds; NaN for one),
-        ``n_seeds``, ``paper_diff`` (where the paper has both cells), ``holds`` (mean difference > 0).
+        one row per cell and the pooled row: ``claim_id``, ``dataset``, ``scale``, ``setting`` and the columns of
+        :func:`srlib.claims.claim_row` (``paper_effect``: the paper's CDSR - DASR where it has both cells; the
+        pooled row's is their mean).
     """
     m = measured[measured.metric == metric]
-    by = m.pivot_table(index=["dataset", "scale", "setting", "seed"], columns="method", values="value")
-    if not {"CDSR", "DASR"} <= set(by.columns):
-        raise ValueError(f"cdsr_vs_dasr needs measurements of both CDSR and DASR, got {sorted(by.columns)}")
-    diff = (by["CDSR"] - by["DASR"]).dropna().rename("diff").reset_index()
+    if not {"CDSR", "DASR"} <= set(m.method):
+        raise ValueError(f"cdsr_vs_dasr needs measurements of both CDSR and DASR, got {sorted(set(m.method))}")
     ref = load_reference("CDSR", "Table 2")
     ref = ref[ref.metric == metric].pivot_table(index=["dataset", "scale", "setting"], columns="method",
                                                 values="value")
-    paper = (ref["CDSR"] - ref["DASR"]).rename("paper_diff")
-    out = diff.groupby(["dataset", "scale", "setting"], sort=False)["diff"].agg(
-        diff_mean="mean", diff_std=lambda v: v.std(ddof=1) if len(v) > 1 else np.nan, n_seeds="size")
-    out = out.join(paper, how="left").reset_index()
-    out["holds"] = out.diff_mean > 0
-    return out
+    paper = ref["CDSR"] - ref["DASR"]
+    rows, cells = [], []
+    for (dataset, scale, setting), cell in m.groupby(["dataset", "scale", "setting"], sort=False):
+        p = float(paper.get((dataset, scale, setting), np.nan))
+        cells.append(p)
+        learned = beats_baseline(cell, ("CDSR", "DASR"), metric=metric)
+        rows.append({"claim_id": "D1", "dataset": dataset, "scale": scale, "setting": setting,
+                     **claim_row(cell, "CDSR", "DASR", metric, p, learned=learned)})
+    pooled = np.nanmean(cells) if any(not np.isnan(c) for c in cells) else np.nan
+    learned = beats_baseline(m, ("CDSR", "DASR"), metric=metric)
+    rows.append({"claim_id": "D1", "dataset": "all", "scale": "all", "setting": "all",
+                 **claim_row(m, "CDSR", "DASR", metric, pooled, learned=learned)})
+    return pd.DataFrame(rows)
 
 
 def evaluate_dasr_table2(profile: Profile, models: dict, data_root=None, cache=None) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from srlib.archs.pcl_embed import PCLDiscriminator
+from srlib.claims import beats_baseline, claim_row
 from srlib.data import PatchSampler
 from srlib.degradation import Degradation
 from srlib.evaluate import bicubic_upscaler, evaluation_sets, measure, model_upscalers, paper_table, perceptual_metrics
@@ -115,44 +116,44 @@ def evaluate_ablation(profile: Profile, models: dict, data_root=None, cache=None
     Returns:
         ``(table, measurements)``.
     """
-    measured = measure(model_upscalers(models), ablation_sets(profile, data_root), [Degradation(SCALE)], cache=cache,
+    methods = {"Bicubic": {profile.seeds[0]: bicubic_upscaler(SCALE)}, **model_upscalers(models)}
+    measured = measure(methods, ablation_sets(profile, data_root), [Degradation(SCALE)], cache=cache,
                        desc="PCL-SR Table 4", extra_metrics={"lpips": LPIPS("alex")})
     return paper_table(measured, "PCL-SR", "Table 4", ("psnr", "lpips")), measured
 
 
 def paired_gains(measurements: pd.DataFrame, pairs, paper_pairs=None, table: str = "Table 2") -> pd.DataFrame:
-    """Differences between rows, paired by training seed, per dataset and metric, beside the paper's difference.
+    """Differences between rows, paired by training seed and test image, per dataset and metric, beside the paper's
+    difference, with a CI and a three-way verdict (:func:`srlib.claims.claim_row`).
 
     Args:
-        measurements: tidy per-seed frame from :func:`evaluate_tables` / :func:`evaluate_ablation`.
-        pairs: ``[(better, worse), ...]`` row names; the gain is ``better - worse`` (for LPIPS and NIQE lower is
-            better, so their ``improves`` flag checks for a negative gain).
+        measurements: tidy per-image frame from :func:`evaluate_tables` / :func:`evaluate_ablation`.
+        pairs: ``[(better, worse), ...]`` row names; the effect is oriented: ``better - worse`` for PSNR/SSIM,
+            ``worse - better`` for LPIPS and NIQE (lower is better), so a positive effect is always an improvement.
         paper_pairs: ``{(better, worse): (paper better, paper worse)}`` row names in the paper's table, for pairs
             whose rows have other names there (e.g. our base ``EDSR-S`` is the paper's ``EDSR-S``, our ``EDSR-S +PCL``
             its ``EDSR-S +PCL``); pairs without one get no paper value.
 
     Returns:
-        One row per (pair, dataset, metric): ``better, worse, dataset, metric, gain_mean, gain_std, n_seeds,
-        paper_gain, improves`` (``improves``: the mean gain is in the metric's better direction).
+        One row per (pair, dataset, metric): ``better, worse, dataset, metric`` and the columns of
+        :func:`srlib.claims.claim_row`; a pair whose rows do not beat bicubic PSNR on the dataset (where the
+        measurements hold a ``Bicubic`` row) is inconclusive.
     """
     ref = load_reference("PCL-SR", table)
     ref = ref.set_index(["method", "dataset", "metric"]).value
     rows = []
     for better, worse in pairs:
-        sub = measurements[measurements.method.isin([better, worse])]
+        sub = measurements[measurements.method.isin([better, worse, "Bicubic"])]
         for (dataset, metric), cell in sub.groupby(["dataset", "metric"], sort=False):
-            by = cell.pivot_table(index="seed", columns="method", values="value")
-            if better not in by or worse not in by:
+            if not {better, worse} <= set(cell.method):
                 continue
-            gain = (by[better] - by[worse]).dropna()
             pb, pw = (paper_pairs or {}).get((better, worse), (None, None))
             paper = (ref.get((pb, dataset, metric), float("nan")) - ref.get((pw, dataset, metric), float("nan"))
                      if pb else float("nan"))
-            lower_better = metric in ("lpips", "niqe")
+            on_set = sub[(sub.dataset == dataset)]
+            learned = beats_baseline(on_set, (better, worse))
             rows.append({"better": better, "worse": worse, "dataset": dataset, "metric": metric,
-                         "gain_mean": gain.mean(), "gain_std": gain.std(ddof=1) if len(gain) > 1 else float("nan"),
-                         "n_seeds": len(gain), "paper_gain": paper,
-                         "improves": bool(gain.mean() < 0 if lower_better else gain.mean() > 0)})
+                         **claim_row(cell, better, worse, metric, paper, learned=learned)})
     return pd.DataFrame(rows)
 
 
