@@ -1,11 +1,15 @@
 """One trainer for every method: seeded, deterministic, resumable.
 
-* **Randomness.** A single ``torch.Generator`` (seeded from ``TrainConfig.seed``) drives everything drawn during
-  training: patch positions and flips, the training degradation of every sample (:class:`DegradationSpace`), the
-  noise, and whatever the loss samples (e.g. CRL-SR's M locations, via ``batch.generator``). Model weights are
-  initialised under a forked, seeded global RNG (:func:`build_model`), so nothing touches global random state.
-* **Checkpoints** (``<run_dir>/checkpoint.pt``) hold the model, the optimiser, the schedule, the step and the
-  generator state; they are written atomically (temporary file, then rename). A run that stops (``max_steps``,
+* **Randomness.** Two ``torch.Generator`` streams, both seeded from ``TrainConfig.seed``. The *data generator*
+  (``batch.generator``, seed :func:`rank_seed`) drives everything that makes a batch: patch positions and flips, the
+  training degradation of every sample (:class:`DegradationSpace`), the noise, a method's extra samples. The *loss
+  generator* (``batch.loss_generator``, seed :func:`loss_seed`, a distinct stream) drives whatever a loss samples
+  (e.g. CRL-SR's M locations), so adding or removing a loss term that draws random numbers never changes the
+  batches: the arms of an ablation with one seed see the same patches, degradations and noise at every step. Model
+  weights are initialised under a forked, seeded global RNG (:func:`build_model`), so nothing touches global random
+  state.
+* **Checkpoints** (``<run_dir>/checkpoint.pt``) hold the model, the optimiser, the schedule, the step and both
+  generators' states; they are written atomically (temporary file, then rename). A run that stops (``max_steps``,
   Ctrl-C, a crash) resumes from its last checkpoint and ends bit-identical to an uninterrupted run.
   A finished run is not retrained: calling :func:`train` again loads it.
 * **Logging.** One CSV row per iteration (``<run_dir>/losses.csv``: step, every loss term, total, lr, seconds) and
@@ -35,8 +39,9 @@ device is not):
 * ``world_size > 1``: one run trained by several processes started by ``torchrun``
   (:func:`srlib.distributed.init`): ``torch.nn.parallel.DistributedDataParallel`` all-reduces the gradients; each
   rank draws ``batch_size / world_size`` samples from its own generator (:func:`rank_seed`), so the global batch is
-  the concatenation of the ranks' batches; rank 0 writes the checkpoint (with every rank's generator state) and the
-  log (terms averaged over the ranks); every rank resumes from it.
+  the concatenation of the ranks' batches; each rank's loss generator is likewise its own stream (:func:`loss_seed`);
+  rank 0 writes the checkpoint (with every rank's state of both generators) and the log (terms averaged over the
+  ranks); every rank resumes from it.
 """
 
 from __future__ import annotations
@@ -143,16 +148,29 @@ class TrainConfig:
 
 @dataclass
 class Batch:
-    """One training batch. ``lr`` (B, 3, p, p) and ``hr`` (B, 3, p*s, p*s) in [0, 1]; ``degradations`` the B
-    degradations used; ``generator`` the run's generator, for randomness inside the loss; ``extras`` whatever else a
-    method's batch constructor makes (e.g. PCL-SR's positives and negatives) and what the critic step computed that
-    the model step reuses (e.g. the SR output)."""
+    """One training batch.
+
+    Attributes:
+        lr: (B, 3, p, p) LR patches in [0, 1].
+        hr: (B, 3, p*s, p*s) HR patches in [0, 1].
+        degradations: the B degradations used.
+        generator: the run's *data* generator, which made the batch (batch constructors only; a loss must not draw
+            from it, or adding that loss would change every later batch).
+        extras: whatever else a method's batch constructor makes (e.g. PCL-SR's positives and negatives) and what
+            the critic step computed that the model step reuses (e.g. the SR output).
+        loss_generator: the run's *loss* generator (:func:`loss_seed`), the only source of randomness inside a loss
+            (e.g. CRL-SR's M locations); :func:`train` sets it after the batch is made. A batch built outside the
+            trainer (FLOP counts, benchmarks, diagnostics) gets a fresh generator seeded ``loss_seed(0, 0, 1)``:
+            deterministic, and never the data generator.
+    """
 
     lr: torch.Tensor
     hr: torch.Tensor
     degradations: list[Degradation]
     generator: torch.Generator = field(repr=False)
     extras: dict = field(default_factory=dict, repr=False)
+    loss_generator: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(loss_seed(0, 0, 1)),
+                                            repr=False)
 
 
 @dataclass
@@ -222,6 +240,13 @@ def rank_seed(seed: int, rank: int, world_size: int) -> int:
     return seed if world_size == 1 else int.from_bytes(hashlib.sha256(f"{seed}/{rank}".encode()).digest()[:7], "big")
 
 
+def loss_seed(seed: int, rank: int, world_size: int) -> int:
+    """The seed of rank ``rank``'s loss generator: a stream distinct from the data generator's (:func:`rank_seed`),
+    derived from ``(seed, rank)`` by sha256 for every world size (rank 0 of one process included)."""
+    del world_size  # one rule for every world size: each rank's stream depends on (seed, rank) only
+    return int.from_bytes(hashlib.sha256(f"loss/{seed}/{rank}".encode()).digest()[:7], "big")
+
+
 def _world() -> tuple[int, int]:
     """(rank, world size) of the initialised process group, or (0, 1)."""
     if dist.is_available() and dist.is_initialized():
@@ -276,7 +301,8 @@ def _average_gradients(module: nn.Module, world_size: int) -> None:
 
 
 def _save_checkpoint(path: Path, model, opt, sched, step: int, generators: list[torch.Tensor], cfg: TrainConfig,
-                     critic: Critic | None = None, critic_opt=None) -> None:
+                     critic: Critic | None = None, critic_opt=None,
+                     loss_generators: list[torch.Tensor] | None = None) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
@@ -284,6 +310,7 @@ def _save_checkpoint(path: Path, model, opt, sched, step: int, generators: list[
         "step": step,
         "generator": generators[0],
         "generators": generators,
+        "loss_generators": loss_generators,
         "config": cfg.to_dict(),
         "critic": critic.module.state_dict() if critic else None,
         "critic_optimizer": critic_opt.state_dict() if critic else None,
@@ -374,6 +401,7 @@ def train(
             critic.module.to(memory_format=torch.channels_last)
         critic_opt = torch.optim.Adam(critic.module.parameters(), lr=critic.lr, betas=(0.9, 0.999), eps=1e-8)
     g = torch.Generator().manual_seed(rank_seed(cfg.seed, rank, world_size))
+    loss_g = torch.Generator().manual_seed(loss_seed(cfg.seed, rank, world_size))
     patch = cfg.lr_patch * cfg.scale
     stream = images if isinstance(images, StreamingImages) else None
     sampler = None if stream else PatchSampler(list(images), patch, cfg.local_batch_size, device=device)
@@ -388,6 +416,8 @@ def train(
         if sched:
             sched.load_state_dict(state["scheduler"])
         g.set_state(state.get("generators", [state["generator"]])[rank].cpu())
+        if state.get("loss_generators") is not None:  # older checkpoints: the loss generator was never drawn from
+            loss_g.set_state(state["loss_generators"][rank].cpu())
         if critic:
             critic.module.load_state_dict(state["critic"])
             critic_opt.load_state_dict(state["critic_optimizer"])
@@ -421,6 +451,7 @@ def train(
             if tiles is not None:
                 sampler = PatchSampler(next(tiles), patch, cfg.local_batch_size, device=device)
             batch = make_batch(sampler, cfg, g)
+            batch.loss_generator = loss_g
             batch.lr, batch.hr = batch.lr.to(device), batch.hr.to(device)
             critic_terms = {}
             if critic:
@@ -453,8 +484,10 @@ def train(
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop:
                 writer_file.flush()
                 generators = _gather_generators(g, world_size)
+                loss_generators = _gather_generators(loss_g, world_size)
                 if rank == 0:
-                    _save_checkpoint(ckpt_path, model, opt, sched, step + 1, generators, cfg, critic, critic_opt)
+                    _save_checkpoint(ckpt_path, model, opt, sched, step + 1, generators, cfg, critic, critic_opt,
+                                     loss_generators)
                 if world_size > 1:
                     dist.barrier()
                 last_checkpoint = step + 1

@@ -68,6 +68,8 @@ def test_ddp_run_resumes_to_the_uninterrupted_weights(tmp_path):
     first = _weights(tmp_path / "split" / "weights.pt")
     ckpt = torch.load(tmp_path / "split" / "run" / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 2 and len(ckpt["generators"]) == 2
+    assert len(ckpt["loss_generators"]) == 2  # every rank's loss stream (srlib.train.loss_seed), distinct
+    assert not torch.equal(ckpt["loss_generators"][0], ckpt["loss_generators"][1])
     _torchrun("train", str(tmp_path / "split"))
     whole, resumed = _weights(tmp_path / "whole" / "weights.pt"), _weights(tmp_path / "split" / "weights.pt")
     assert any(not torch.equal(first[k], whole[k]) for k in whole)

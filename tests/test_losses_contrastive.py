@@ -101,20 +101,22 @@ def test_penalty_weights_per_image_mean_and_zero_guard():
 
 @pytest.mark.parametrize("tau", [0.07, 0.5])
 @pytest.mark.parametrize("use_penalty", [True, False])
-def test_conditional_hand_value(tau, use_penalty):
+@pytest.mark.parametrize("lr_term", ["sr", "hr"])
+def test_conditional_hand_value(tau, use_penalty, lr_term):
     # a = f_hr (0, 90, 180 deg), f_sr = (0, 0, 90 deg): a_i . f_sr_j = G; f_lr = (90, 0, 0 deg):
-    # push_i = a_i . l_i = (0, 0, -1); d_i = ||a_i - l_i|| = (sqrt2, sqrt2, 2)
+    # push_i = f_sr_i . l_i = (0, 1, 0) (lr_term="sr", the default) or a_i . l_i = (0, 0, -1) (lr_term="hr");
+    # d_i = ||a_i - l_i|| = (sqrt2, sqrt2, 2)
     f_lr = _t(E1, E0, E0)
     d = [math.sqrt(2), math.sqrt(2), 2.0]
     w = [x / (sum(d) / 3) for x in d] if use_penalty else [1.0, 1.0, 1.0]
-    push = [0.0, 0.0, -1.0]
+    push = [0.0, 1.0, 0.0] if lr_term == "sr" else [0.0, 0.0, -1.0]
     total = 0.0
     for i in range(3):
         pos = math.exp(w[i] * G[i][i] / tau)
         negs = sum(math.exp(G[i][j] / tau) for j in range(3) if j != i)
         total += -math.log(pos / (pos + negs + math.exp(w[i] * push[i] / tau)))
     expected = total / 3
-    got = conditional_contrastive_loss(A, B, f_lr, tau, use_penalty=use_penalty)
+    got = conditional_contrastive_loss(A, B, f_lr, tau, use_penalty=use_penalty, lr_term=lr_term)
     assert got.item() == pytest.approx(expected, abs=1e-6)
 
 
@@ -134,6 +136,7 @@ def _all_losses(f_hr, f_sr, f_lr, tau=0.07):
         "bidirectional": bidirectional_contrastive_loss(f_sr, f_hr, tau),
         "conditional": conditional_contrastive_loss(f_hr, f_sr, f_lr, tau),
         "conditional_nopen": conditional_contrastive_loss(f_hr, f_sr, f_lr, tau, use_penalty=False),
+        "conditional_lr_on_hr": conditional_contrastive_loss(f_hr, f_sr, f_lr, tau, lr_term="hr"),
         "infonce_refinement": infonce_refinement_loss(f_hr, f_sr, tau),
     }
 
@@ -182,21 +185,24 @@ def test_conditional_without_penalty_orthogonal_lr_adds_exp0_to_denominator():
     assert got > patch_infonce(f_hr, f_sr, tau)  # the extra negative can only raise the loss
 
 
-def _conditional_with_weights(f_hr, f_sr, f_lr, w, tau):
-    """Independent reference: explicit logit list per location with the given weights w (B, M)."""
+def _conditional_with_weights(f_hr, f_sr, f_lr, w, tau, lr_term="sr"):
+    """Independent reference: explicit logit list per location with the given weights w (B, M); the LR logit compares
+    f_lr_i with f_sr_i (lr_term="sr", the default) or with f_hr_i (lr_term="hr")."""
     bsz, m, _ = f_hr.shape
+    pushed = f_sr if lr_term == "sr" else f_hr
     losses = []
     for b in range(bsz):
         for i in range(m):
             logits = [w[b, i] * (f_hr[b, i] @ f_sr[b, i]) / tau]
             logits += [(f_hr[b, i] @ f_sr[b, j]) / tau for j in range(m) if j != i]
-            logits.append(w[b, i] * (f_hr[b, i] @ f_lr[b, i]) / tau)
+            logits.append(w[b, i] * (pushed[b, i] @ f_lr[b, i]) / tau)
             logits = torch.stack(logits)
             losses.append(-(logits[0] - torch.logsumexp(logits, 0)))
     return torch.stack(losses).mean()
 
 
-def test_penalty_carries_no_gradient():
+@pytest.mark.parametrize("lr_term", ["sr", "hr"])
+def test_penalty_carries_no_gradient(lr_term):
     tau = 0.3
     base = [_unit(2, 4, 3, seed=s) for s in (10, 11, 12)]
     w = penalty_weights(*(t.clone().requires_grad_() for t in (base[0], base[2])))
@@ -208,9 +214,9 @@ def test_penalty_carries_no_gradient():
         fn(*xs).backward()
         return [x.grad for x in xs]
 
-    ours = grads(lambda h, s, l: conditional_contrastive_loss(h, s, l, tau))
+    ours = grads(lambda h, s, l: conditional_contrastive_loss(h, s, l, tau, lr_term=lr_term))
     w_const = penalty_weights(base[0], base[2])
-    const = grads(lambda h, s, l: _conditional_with_weights(h, s, l, w_const, tau))
+    const = grads(lambda h, s, l: _conditional_with_weights(h, s, l, w_const, tau, lr_term))
     for g_ours, g_const in zip(ours, const, strict=True):
         torch.testing.assert_close(g_ours, g_const, atol=1e-10, rtol=0)
 
@@ -218,7 +224,7 @@ def test_penalty_carries_no_gradient():
         d = torch.linalg.vector_norm(h - l, dim=-1)
         return d / d.mean(dim=1, keepdim=True)
 
-    leaky = grads(lambda h, s, l: _conditional_with_weights(h, s, l, w_with_grad(h, l), tau))
+    leaky = grads(lambda h, s, l: _conditional_with_weights(h, s, l, w_with_grad(h, l), tau, lr_term))
     assert not torch.allclose(leaky[2], ours[2], atol=1e-6)  # the check above is sensitive to a leak
 
 
@@ -237,9 +243,11 @@ def test_gradcheck(tau):
 
     assert torch.autograd.gradcheck(lambda a, b: patch_infonce(n(a), n(b), tau), raw[:2])
     assert torch.autograd.gradcheck(lambda a, b: bidirectional_contrastive_loss(n(a), n(b), tau), raw[:2])
-    assert torch.autograd.gradcheck(
-        lambda h, s, l: conditional_contrastive_loss(n(h), n(s), n(l), tau, use_penalty=False), raw
-    )
+    for lr_term in ("sr", "hr"):
+        assert torch.autograd.gradcheck(
+            lambda h, s, l, t=lr_term: conditional_contrastive_loss(n(h), n(s), n(l), tau, use_penalty=False,
+                                                                    lr_term=t), raw
+        )
     # with the penalty, w is detached by design, so finite differences in f_hr / f_lr (which move w) would not match;
     # check the gradient with respect to f_sr, which does not enter w.
     h, l = (x.detach() for x in (raw[0], raw[2]))

@@ -21,9 +21,9 @@ class Tiny(nn.Module):
 
 
 def l1_and_random(model, batch):
-    """L1 plus a term that consumes the run's generator, as CRL-SR's location sampling does."""
+    """L1 plus a term that consumes the run's loss generator, as CRL-SR's location sampling does."""
     sr = model(batch.lr)
-    idx = torch.randint(0, sr.numel(), (16,), generator=batch.generator)
+    idx = torch.randint(0, sr.numel(), (16,), generator=batch.loss_generator)
     return {"l1": F.l1_loss(sr, batch.hr), "aux": 0.1 * sr.flatten()[idx].abs().mean()}
 
 
@@ -56,6 +56,56 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(images, tmp_path):
     log = pd.read_csv(full.losses_csv)
     assert log.step.tolist() == list(range(1, 9))
     assert log.lr.tolist() == [1e-3] * 3 + [5e-4] * 3 + [2.5e-4] * 2
+
+
+def test_resume_restores_the_loss_generator(images, tmp_path):
+    """The checkpoint holds the loss generator's state: the locations drawn after a resume are the uninterrupted
+    run's (a fresh loss generator at the resume would redraw the first steps' locations)."""
+    drawn: dict[str, list] = {"full": [], "split": []}
+
+    def recording(key):
+        def loss_fn(model, batch):
+            drawn[key].append(batch.loss_generator.get_state().clone())
+            return l1_and_random(model, batch)
+        return loss_fn
+
+    train(build_model(Tiny, CFG.seed), recording("full"), images, CFG, tmp_path / "full", progress=False)
+    for max_steps in (5, None):
+        train(build_model(Tiny, CFG.seed), recording("split"), images, CFG, tmp_path / "split", progress=False,
+              max_steps=max_steps)
+    assert len(drawn["split"]) == len(drawn["full"]) == CFG.iterations
+    for step, (a, b) in enumerate(zip(drawn["full"], drawn["split"], strict=True), 1):
+        assert torch.equal(a, b), step
+    assert len({bytes(s.numpy()) for s in drawn["full"]}) == CFG.iterations  # the stream advances every step
+
+
+def test_a_loss_that_samples_does_not_change_the_batches(images, tmp_path):
+    """Adding a term that draws random numbers (from ``batch.loss_generator``) leaves every batch as it was."""
+    seen: dict[str, list] = {"plain": [], "sampling": []}
+
+    def recording(key, fn):
+        def loss_fn(model, batch):
+            seen[key].append((batch.lr.clone(), batch.hr.clone(), list(batch.degradations)))
+            return fn(model, batch)
+        return loss_fn
+
+    def plain(model, batch):
+        return {"l1": F.l1_loss(model(batch.lr), batch.hr)}
+
+    for key, fn in (("plain", plain), ("sampling", l1_and_random)):
+        train(build_model(Tiny, CFG.seed), recording(key, fn), images, CFG, tmp_path / key, progress=False)
+    assert len(seen["plain"]) == CFG.iterations
+    for step, (a, b) in enumerate(zip(seen["plain"], seen["sampling"], strict=True), 1):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2], step
+
+
+def test_loss_seed_is_a_distinct_stream():
+    from srlib.train import loss_seed, rank_seed
+
+    seeds = {loss_seed(s, r, w) for s in (0, 1) for r, w in ((0, 1), (0, 2), (1, 2))}
+    assert len(seeds) == 4  # (seed, rank) pairs; the world size does not enter
+    assert not seeds & {rank_seed(s, r, w) for s in (0, 1) for r, w in ((0, 1), (0, 2), (1, 2))}
+    assert loss_seed(3, 1, 2) == loss_seed(3, 1, 2)
 
 
 def test_finished_run_is_loaded_not_retrained(images, tmp_path):

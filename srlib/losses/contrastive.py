@@ -23,6 +23,8 @@ __all__ = [
     "patch_infonce",
     "bidirectional_contrastive_loss",
     "penalty_weights",
+    "LR_TERMS",
+    "conditional_logits",
     "conditional_contrastive_loss",
     "infonce_refinement_loss",
     "hr_reconstruction_loss",
@@ -145,16 +147,79 @@ def penalty_weights(f_hr: torch.Tensor, f_lr: torch.Tensor) -> torch.Tensor:
         return torch.where(ok, d / torch.where(ok, mean, torch.ones_like(mean)), torch.ones_like(d))
 
 
-def conditional_contrastive_loss(
-    f_hr: torch.Tensor, f_sr: torch.Tensor, f_lr: torch.Tensor, tau: float = 0.07, use_penalty: bool = True
+LR_TERMS = ("sr", "hr")
+"""Readings of CFR's LR pushing term (:func:`conditional_logits`): ``"sr"`` (default) the term acts on f_sr; ``"hr"``
+the first implementation's form, f_lr as an extra negative of the HR anchor (no gradient path to the SR network)."""
+
+
+def conditional_logits(
+    f_hr: torch.Tensor,
+    f_sr: torch.Tensor,
+    f_lr: torch.Tensor,
+    tau: float = 0.07,
+    use_penalty: bool = True,
+    lr_term: str = "sr",
 ) -> torch.Tensor:
-    """CFR conditional contrastive loss: CRL-SR Eq. (4) + (6), our reconstruction (DESIGN.md).
+    """The (B, M, M + 1) logits of the CFR conditional contrastive loss (:func:`conditional_contrastive_loss`).
 
-    Anchor a_i = f_hr_i, positive p_i = f_sr_i, negatives n_j = f_sr_j (j != i) and the LR pushing term
-    l_i = f_lr_i (an extra negative); w_i = :func:`penalty_weights` (f_hr, f_lr) (detached), or 1 when
-    ``use_penalty=False`` (that is Eq. (4))::
+    Row i holds location i's logits: columns 0..M-1 the HR anchor a_i = f_hr_i against f_sr_j (the positive p_i =
+    f_sr_i at column i, the negatives f_sr_j at j != i), column M the LR pushing term; w_i =
+    :func:`penalty_weights` (f_hr, f_lr) (detached) scales column i and column M, or is 1 when ``use_penalty=False``::
 
-        z_i = exp(w_i a_i . p_i / tau) + sum_{j != i} exp(a_i . n_j / tau) + exp(w_i a_i . l_i / tau)
+        out[b, i, j] = (w_i if j == i else 1) * f_hr_i . f_sr_j / tau        (j < M)
+        out[b, i, M] = w_i * f_sr_i . f_lr_i / tau     lr_term="sr" (default; the text's reading)
+        out[b, i, M] = w_i * f_hr_i . f_lr_i / tau     lr_term="hr" (the first implementation's form)
+
+    The paper says the SR feature "will be pushed away by [f_lr] and pulled towards [f_hr] simultaneously", an extra
+    force that "pushes the reconstructed SR features towards the corresponding HR features" (CRL-SR Sec. 3.4; the
+    symbols were lost from the text). With ``"sr"`` both forces act on f_sr_i: its positive logit pulls it towards
+    f_hr_i and its LR logit, in the denominator, pushes it away from f_lr_i. With ``"hr"`` the LR logit depends on
+    f_hr and f_lr only (E_F of the HR and of the bicubic LR), which no SR-network parameter reaches: for the SR
+    network that column is a constant, so ablation (b) differs from (c) by w_i and a constant in the denominator.
+
+    Args:
+        f_hr (Tensor): (B, M, S) L2-normalised HR features (anchors).
+        f_sr (Tensor): (B, M, S) L2-normalised SR features (positive at i, negatives elsewhere).
+        f_lr (Tensor): (B, M, S) L2-normalised upsampled-LR features (pushing term, and the penalty).
+        tau (float): Temperature, > 0. Default: 0.07.
+        use_penalty (bool): Scale the positive and LR logits by w_i (Eq. (6)); False gives Eq. (4). Default: True.
+        lr_term (str): ``"sr"`` or ``"hr"``, which feature the LR term is compared with (see above). Default: "sr".
+
+    Returns:
+        Tensor: (B, M, M + 1) logits; the correct class of row i is column i.
+    """
+    _check_features(tau, f_hr=f_hr, f_sr=f_sr, f_lr=f_lr)
+    if lr_term not in LR_TERMS:
+        raise ValueError(f"lr_term must be one of {LR_TERMS}, got {lr_term!r}")
+    sim = torch.bmm(f_hr, f_sr.transpose(1, 2)) / tau  # (B, M, M): a_i . f_sr_j / tau
+    pushed = f_sr if lr_term == "sr" else f_hr
+    push = (pushed * f_lr).sum(dim=-1, keepdim=True) / tau  # (B, M, 1): f_sr_i . l_i / tau (or a_i . l_i / tau)
+    if use_penalty:
+        w = penalty_weights(f_hr, f_lr).unsqueeze(-1)  # (B, M, 1)
+        eye = torch.eye(sim.shape[1], dtype=torch.bool, device=sim.device)
+        sim = torch.where(eye, w * sim, sim)
+        push = w * push
+    return torch.cat([sim, push], dim=-1)
+
+
+def conditional_contrastive_loss(
+    f_hr: torch.Tensor,
+    f_sr: torch.Tensor,
+    f_lr: torch.Tensor,
+    tau: float = 0.07,
+    use_penalty: bool = True,
+    lr_term: str = "sr",
+) -> torch.Tensor:
+    """CFR conditional contrastive loss: CRL-SR Eq. (4) + (6), our reconstruction (DESIGN.md, "revised reading").
+
+    Anchor a_i = f_hr_i, positive p_i = f_sr_i, negatives n_j = f_sr_j (j != i) and the LR pushing term with
+    l_i = f_lr_i; w_i = :func:`penalty_weights` (f_hr, f_lr) (detached), or 1 when ``use_penalty=False`` (that is
+    Eq. (4)). With the default ``lr_term="sr"`` the LR term compares l_i with the SR feature p_i, so f_sr_i is
+    pulled towards f_hr_i and pushed away from f_lr_i at once (the paper's text); ``lr_term="hr"`` is the first
+    implementation's form, l_i as an extra negative of the HR anchor, which never reaches the SR network::
+
+        q_i = p_i (lr_term="sr")  or  a_i (lr_term="hr")
+        z_i = exp(w_i a_i . p_i / tau) + sum_{j != i} exp(a_i . n_j / tau) + exp(w_i q_i . l_i / tau)
         L_cond = mean_{batch, i} -log( exp(w_i a_i . p_i / tau) / z_i )
 
     Args:
@@ -163,19 +228,12 @@ def conditional_contrastive_loss(
         f_lr (Tensor): (B, M, S) L2-normalised upsampled-LR features (pushing term, and the penalty).
         tau (float): Temperature, > 0. Default: 0.07.
         use_penalty (bool): Scale the positive and LR logits by w_i (Eq. (6)); False gives Eq. (4). Default: True.
+        lr_term (str): ``"sr"`` (default) or ``"hr"``: see :func:`conditional_logits`.
 
     Returns:
         Tensor: scalar loss >= 0.
     """
-    _check_features(tau, f_hr=f_hr, f_sr=f_sr, f_lr=f_lr)
-    sim = torch.bmm(f_hr, f_sr.transpose(1, 2)) / tau  # (B, M, M): a_i . f_sr_j / tau
-    push = (f_hr * f_lr).sum(dim=-1, keepdim=True) / tau  # (B, M, 1): a_i . l_i / tau
-    if use_penalty:
-        w = penalty_weights(f_hr, f_lr).unsqueeze(-1)  # (B, M, 1)
-        eye = torch.eye(sim.shape[1], dtype=torch.bool, device=sim.device)
-        sim = torch.where(eye, w * sim, sim)
-        push = w * push
-    return _diagonal_targets(torch.cat([sim, push], dim=-1))
+    return _diagonal_targets(conditional_logits(f_hr, f_sr, f_lr, tau, use_penalty, lr_term))
 
 
 def infonce_refinement_loss(f_hr: torch.Tensor, f_sr: torch.Tensor, tau: float = 0.07) -> torch.Tensor:

@@ -16,8 +16,13 @@ Our reconstruction (the paper's equations were lost; DESIGN.md, "CRL-SR"):
   f     f: CDE + CFR (cond)    d + b  (the full CRL-SR)
   ====  =====================  =========================================================
 
-* Contrastive terms use M locations per image drawn from the run's generator, the same locations in every feature
-  map of a step, each vector projected by a 2-layer MLP to S dims and L2-normalised; tau = 0.07.
+* L_cond's LR pushing term acts on the SR feature (f_sr_i pushed away from f_lr_i while pulled towards f_hr_i; the
+  text's reading, :func:`srlib.losses.contrastive.conditional_logits`). The first implementation's form (f_lr_i an
+  extra negative of the HR anchor, which no SR parameter reaches) is kept as the variants ``b-hr`` and ``f-hr``
+  (:data:`LR_TERM_VARIANTS`, not part of :func:`runs`).
+* Contrastive terms use M locations per image drawn from the run's *loss* generator (``batch.loss_generator``, a
+  stream apart from the data generator, so every variant of one seed sees the same batches), the same locations in
+  every feature map of a step, each vector projected by a 2-layer MLP to S dims and L2-normalised; tau = 0.07.
 * Training degradations: isotropic widths in DASR's per-scale range and noise U[0, 25], sampled per patch.
 * RCAN, the non-blind baseline of CRL-SR Tables 2-4, is trained with L1 on bicubic LR only.
 * Schedule: ``profile.crl.iterations`` at ``lr`` halved every third of the run, checkpoints every fifth.
@@ -44,11 +49,18 @@ CODE = ("srlib.recipes.crl_sr", "srlib.archs.crl_sr", "srlib.archs.rcan", "srlib
 
 @dataclass(frozen=True)
 class Variant:
-    """One column of CRL-SR Table 1: whether CDE is used, and which CFR loss (None: no CFR)."""
+    """One column of CRL-SR Table 1: whether CDE is used, which CFR loss (None: no CFR) and, for ``cfr="cond"``, which
+    feature L_cond's LR term is compared with (``"sr"``: the text's reading; ``"hr"``: the first implementation's;
+    see :func:`srlib.losses.contrastive.conditional_logits`)."""
 
     label: str
     cde: bool
     cfr: str | None  # "cond" | "infonce" | None
+    lr_term: str = "sr"  # "sr" | "hr"; used by cfr="cond" only
+
+    def __post_init__(self):
+        if self.lr_term not in C.LR_TERMS:
+            raise ValueError(f"Variant.lr_term must be one of {C.LR_TERMS}, got {self.lr_term!r}")
 
 
 VARIANTS = {
@@ -60,13 +72,22 @@ VARIANTS = {
     "f": Variant("f: CDE + CFR (cond)", True, "cond"),
 }
 FULL = "f"
+LR_TERM_VARIANTS = {
+    "b-hr": Variant("b: CFR (cond), LR term on f_hr", False, "cond", "hr"),
+    "f-hr": Variant("f: CDE + CFR (cond), LR term on f_hr", True, "cond", "hr"),
+}
+"""(b) and (f) with the first implementation's LR term (``lr_term="hr"``): trainable by :func:`variant_run`, not
+listed by :func:`runs`."""
 
 
-def crl_loss(variant: Variant, m_locations: int, lambda_cde: float, lambda_c: float, lambda_hr: float, tau=TAU):
+def crl_loss(
+    variant: Variant, m_locations: int, lambda_cde: float, lambda_c: float, lambda_hr: float, tau: float = TAU
+):
     """The training objective of one Table 1 variant: ``loss_fn(model, batch) -> {term: weighted scalar}``.
 
-    CRL-SR Eq. (8) (our reconstruction): L = L1(SR, HR) + lambda_cde L_bi (Eq. 3) + lambda_c L_cond (Eq. 6, or plain
-    InfoNCE for ablations c, e) + lambda_hr L_HR (Eq. 7).
+    CRL-SR Eq. (8) (our reconstruction): L = L1(SR, HR) + lambda_cde L_bi (Eq. 3) + lambda_c L_cond (Eq. 6, with
+    ``variant.lr_term``; or plain InfoNCE for ablations c, e) + lambda_hr L_HR (Eq. 7). The M locations are drawn
+    from ``batch.loss_generator`` (never from the data generator ``batch.generator``).
     """
 
     def loss_fn(model, batch: Batch) -> dict[str, torch.Tensor]:
@@ -75,7 +96,7 @@ def crl_loss(variant: Variant, m_locations: int, lambda_cde: float, lambda_c: fl
         if not (variant.cde or variant.cfr):
             return terms
         h, w = out["f_l"].shape[-2:]
-        idx = C.sample_locations(h, w, min(m_locations, h * w), batch.generator).to(out["f_l"].device)
+        idx = C.sample_locations(h, w, min(m_locations, h * w), batch.loss_generator).to(out["f_l"].device)
         if variant.cde:
             f_l = model.proj_l(C.gather_locations(out["f_l"], idx))
             f_h = model.proj_h(C.gather_locations(out["f_h"], idx))
@@ -84,7 +105,8 @@ def crl_loss(variant: Variant, m_locations: int, lambda_cde: float, lambda_c: fl
         if variant.cfr:
             f_hr, f_sr, f_lr = (model.proj_f(C.gather_locations(out[k], idx)) for k in ("f_f_hr", "f_f_sr", "f_f_lr"))
             if variant.cfr == "cond":
-                terms["cfr"] = lambda_c * C.conditional_contrastive_loss(f_hr, f_sr, f_lr, tau)
+                terms["cfr"] = lambda_c * C.conditional_contrastive_loss(f_hr, f_sr, f_lr, tau,
+                                                                         lr_term=variant.lr_term)
             else:
                 terms["cfr"] = lambda_c * C.infonce_refinement_loss(f_hr, f_sr, tau)
             terms["hr"] = lambda_hr * C.hr_reconstruction_loss(out["hr_recon"], batch.hr)
@@ -118,8 +140,12 @@ def _config(profile: Profile, scale: int, seed: int, degradations: DegradationSp
 
 
 def variant_run(variant: str, profile: Profile, scale: int, seed: int) -> RunSpec:
-    """One Table 1 variant (``"f"``: the full CRL-SR) at ``scale`` and ``seed``."""
-    v, s = VARIANTS[variant], profile.crl
+    """One Table 1 variant (``"f"``: the full CRL-SR; or a key of :data:`LR_TERM_VARIANTS`) at ``scale`` and
+    ``seed``."""
+    known = {**VARIANTS, **LR_TERM_VARIANTS}
+    if variant not in known:
+        raise ValueError(f"unknown CRL-SR variant {variant!r}; choose one of {sorted(known)}")
+    v, s = known[variant], profile.crl
     loss = crl_loss(v, s.m_locations, s.lambda_cde, s.lambda_c, s.lambda_hr)
     return RunSpec(
         id=RunId(PAPER, f"crl-{variant}", "CRLSR", scale, seed),
@@ -128,7 +154,8 @@ def variant_run(variant: str, profile: Profile, scale: int, seed: int) -> RunSpe
                      "n_detail_blocks": s.n_detail_blocks, "proj_dim": s.proj_dim, "cde": v.cde,
                      "cfr": v.cfr is not None, "n_blocks_f": s.n_blocks_f},
         config=_config(profile, scale, seed, DegradationSpace(scale, kernel="iso", noise_range=(0.0, 25.0))),
-        recipe={"method": "crl", "variant": variant, "sizes": asdict(s)},
+        recipe={"method": "crl", "variant": variant, "sizes": asdict(s),
+                **({"lr_term": v.lr_term} if v.cfr == "cond" else {})},
         objective=lambda: (loss, None),
         data=TrainData(profile.train_sets, s.lr_patch * scale),
         code=CODE,
