@@ -32,6 +32,7 @@ import itertools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -502,7 +503,8 @@ def invariance_table(embeddings: Mapping[str, CDEEmbeddings]) -> pd.DataFrame:
 # DASR / CDSR: degradation embeddings of LR patches (notebook 04)
 # --------------------------------------------------------------------------------------------------------------------
 
-__all__ += ["PatchEmbeddings", "degradation_patches", "degradation_values", "nn_accuracy", "patch_embeddings"]
+__all__ += ["ControlledAccuracy", "PatchEmbeddings", "content_controlled_accuracy", "degradation_patches",
+            "degradation_values", "nn_accuracy", "patch_embeddings"]
 
 
 def nn_accuracy(vectors, labels) -> float:
@@ -537,6 +539,63 @@ def nn_accuracy(vectors, labels) -> float:
         sim[rows, rows + start] = -torch.inf  # leave the point itself out
         hits += int((y[sim.argmax(dim=1)] == y[start : start + 1024]).sum())
     return hits / x.shape[0]
+
+
+class ControlledAccuracy(NamedTuple):
+    """Result of :func:`content_controlled_accuracy`: ``accuracy`` of the cross-image nearest neighbour, ``chance``
+    the accuracy of a neighbour drawn uniformly from the same candidates, ``n`` the points scored."""
+
+    accuracy: float
+    chance: float
+    n: int
+
+
+def content_controlled_accuracy(vectors, labels, images) -> ControlledAccuracy:
+    """1-nearest-neighbour accuracy by cosine similarity where a point's neighbour comes from *another image* (ours).
+
+    :func:`nn_accuracy` lets a patch's nearest neighbour be another patch of its own image, which, under DASR's
+    sampling (:func:`degradation_patches`), may carry the same degradation: an encoder that recognises image content
+    scores there without seeing the degradation. Here every point's candidates are the points of the *other*
+    images only, so matching content cannot help: the accuracy is the fraction of points whose most cosine-similar
+    candidate carries the same label (ties: the lowest index). ``chance`` is the expected accuracy of a candidate
+    drawn uniformly at random: the mean over points of the fraction of their candidates that share their label (0.5
+    for two labels equally frequent in every image).
+
+    Args:
+        vectors: (P, D) array or tensor of embeddings.
+        labels: P hashable labels (e.g. the degradation's ``setting`` or its blur ``width``).
+        images: P hashable image names; points with no candidate (a single image) are an error.
+
+    Returns:
+        :class:`ControlledAccuracy` ``(accuracy, chance, n)`` with ``n = P``.
+    """
+    x = torch.as_tensor(np.asarray(vectors.detach().cpu() if isinstance(vectors, torch.Tensor) else vectors),
+                        dtype=torch.float64)
+    lab, img = list(labels), list(images)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"content_controlled_accuracy: expected (P, D) vectors with P >= 2, got {tuple(x.shape)}")
+    if not len(lab) == len(img) == x.shape[0]:
+        raise ValueError(f"content_controlled_accuracy: {x.shape[0]} vectors, {len(lab)} labels, {len(img)} images")
+    if len(set(img)) < 2:
+        raise ValueError("content_controlled_accuracy: needs points of at least two images")
+    y = torch.tensor(_codes(lab))
+    m = torch.tensor(_codes(img))
+    x = F.normalize(x, dim=1)
+    hits, chance = 0, 0.0
+    for start in range(0, x.shape[0], 1024):  # blocks keep the memory at 1024 x P
+        rows = slice(start, start + 1024)
+        own = m[rows, None] == m[None, :]  # (b, P): same image (the point itself included)
+        sim = (x[rows] @ x.T).masked_fill(own, -torch.inf)
+        hits += int((y[sim.argmax(dim=1)] == y[rows]).sum())
+        same = (y[rows, None] == y[None, :]) & ~own
+        chance += float((same.sum(dim=1) / (~own).sum(dim=1)).sum())
+    return ControlledAccuracy(hits / x.shape[0], chance / x.shape[0], int(x.shape[0]))
+
+
+def _codes(values: list) -> list[int]:
+    """Integer codes of hashable values, in order of first appearance."""
+    codes = {v: i for i, v in enumerate(dict.fromkeys(values))}
+    return [codes[v] for v in values]
 
 
 def degradation_values(degradation: Degradation) -> dict[str, float]:
@@ -643,6 +702,11 @@ class PatchEmbeddings:
     def accuracy(self, layer: str = "fea", by: str = "degradation") -> float:
         """:func:`nn_accuracy` of one layer's vectors against the label column ``by``."""
         return nn_accuracy(self.vectors[layer], self.labels[by])
+
+    def controlled_accuracy(self, layer: str = "fea", by: str = "degradation") -> ControlledAccuracy:
+        """:func:`content_controlled_accuracy` of one layer's vectors against the label column ``by`` (neighbours
+        from other images only)."""
+        return content_controlled_accuracy(self.vectors[layer], self.labels[by], self.labels["image"])
 
 
 def patch_embeddings(model: nn.Module, lr: torch.Tensor, degradations, images, batch_size: int = 256

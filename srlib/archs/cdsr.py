@@ -398,7 +398,7 @@ class CDSR(ContrastiveBlindSR):
         patch_size: LPE patch size (12); LR inputs must be at least this large.
         proj_dim: MoCo projection / key size (256).
         queue_size: MoCo queue K (8192).
-        momentum: MoCo momentum m (0.999).
+        momentum: MoCo momentum m (0.999; the recipe: :func:`srlib.recipes.blind_sr.moco_momentum`).
         temperature: MoCo temperature T (0.07).
         queue_generator: optional generator for the queue's initial noise (default: the global RNG).
 

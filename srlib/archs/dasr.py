@@ -411,7 +411,7 @@ class DASR(ContrastiveBlindSR):
         enc_feats: base width c of the encoder (64: widths 64, 128, 256; ``fea`` has 4c dims).
         proj_dim: MoCo projection / key size (256).
         queue_size: MoCo queue K (8192).
-        momentum: MoCo momentum m (0.999).
+        momentum: MoCo momentum m (0.999; the recipe: :func:`srlib.recipes.blind_sr.moco_momentum`).
         temperature: MoCo temperature T (0.07).
         queue_generator: optional generator for the queue's initial noise (default: the global RNG).
 

@@ -55,7 +55,8 @@ class MoCo(nn.Module):
             ``(fea, q)`` with ``q`` L2-normalised of size ``dim`` (see the module docstring).
         dim: size of the projected keys (256).
         queue_size: number K of negative keys in the queue (8192). Every batch enqueued must divide it.
-        momentum: m of the key update ``k = m k + (1 - m) q`` (0.999; MoCo Eq. 2).
+        momentum: m of the key update ``k = m k + (1 - m) q`` (0.999; MoCo Eq. 2). The blind recipes scale it to
+            the stage's length (:func:`srlib.recipes.blind_sr.moco_momentum`).
         temperature: T dividing the logits (0.07; MoCo Eq. 1).
         generator: optional ``torch.Generator`` for the queue's initial noise; without it the global RNG is used,
             so build the model under the caller's seed.

@@ -28,6 +28,14 @@ trainer's schedule halves) and then the joint stage (L1 + contrastive, ``iterati
 started from the first stage's weights, queue and key encoder, with the generator seeded ``10_000 + seed`` (other
 patches than stage 1's). The stages are two runs (the joint run's parent is the warm-up). CDSR: the joint stage from
 the start (``epochs_encoder = -1``). Contrastive weight 1 in both.
+
+**MoCo momentum** (:func:`moco_momentum`, ours; the papers fix m = 0.999 for runs of 100 k+ steps). The key encoder
+is an exponential moving average of the query encoder with a time constant of 1 / (1 - m) steps, so with m = 0.999
+it is still 0.999^N of its random initialisation after N steps (~50% after 700). Every stage that trains the encoder
+(DASR's warm-up and joint stage, CDSR's only stage) therefore gets ``m = clip(1 - 10 / N, 0.9, 0.999)`` with N the
+stage's steps: the key encoder lags ~N / 10 steps behind and forgets its initialisation within the stage (m^N ~
+e^-10 for 100 <= N <= 10 000); runs of N >= 10 000 steps keep the papers' 0.999. The momentum is an architecture
+argument (``arch_kwargs``), so it is part of the run's identity.
 """
 
 from __future__ import annotations
@@ -61,6 +69,13 @@ CDSR-protocol models serve both noise levels of CDSR Table 2 (0 and 15; 20% of t
 ``noise=25.0`` with ``protocol="dasr"`` for DASR's noisy models (CRL-SR's training distribution)."""
 
 CONTRASTIVE_WEIGHT = 1.0
+
+PAPER_MOMENTUM = 0.999
+"""MoCo's momentum in DASR's and CDSR's code (runs of 100 k+ steps): the upper bound of :func:`moco_momentum`."""
+MIN_MOMENTUM = 0.9
+"""The lower bound of :func:`moco_momentum` (stages of at most 100 steps)."""
+MOMENTUM_HORIZON = 10.0
+"""Time constants of the key encoder's moving average per stage: ``m = 1 - MOMENTUM_HORIZON / N``."""
 
 RUNS = {
     "DASR-iso": "DASR, our protocol (isotropic, MATLAB bicubic, noise-free): DASR Table 2",
@@ -182,6 +197,19 @@ def cdsr_kwargs(scale: int, sizes: BlindSizes) -> dict:
             "codebook_size": sizes.codebook_size, "queue_size": sizes.queue_size}
 
 
+def moco_momentum(steps: int) -> float:
+    """MoCo momentum of a stage of ``steps`` steps that trains the encoder: ``clip(1 - 10 / N, 0.9, 0.999)``.
+
+    The key encoder averages the query encoder with weight 1 - m per step (time constant 1 / (1 - m) steps), so it
+    keeps m^N of its random initialisation after N steps: 0.999^700 ~ 0.5, while with ``m = 1 - 10 / N`` it keeps
+    ~e^-10 and lags ~N / 10 steps behind. Examples: N = 100 -> 0.9, 1000 -> 0.99, 5000 -> 0.998, N >= 10 000 ->
+    0.999 (the papers' value, which their 100 k+ step runs keep).
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"moco_momentum: steps must be a positive integer, got {steps!r}")
+    return max(MIN_MOMENTUM, min(PAPER_MOMENTUM, 1.0 - MOMENTUM_HORIZON / steps))
+
+
 def _slug(positive: str) -> str:
     return {"C&D": "cd", "D": "d", "C": "c"}[positive]
 
@@ -204,6 +232,7 @@ def _spec(method: str, profile: Profile, scale: int, seed: int, protocol: str, p
     space = training_space(protocol, scale, noise)
     arm = f"{protocol}-n{space.noise_range[1]:g}-{_slug(positive)}"
     kwargs = dasr_kwargs(scale, s) if method == "dasr" else cdsr_kwargs(scale, s)
+    kwargs["momentum"] = moco_momentum(cfg.iterations)  # every blind stage trains the encoder
     return RunSpec(
         id=RunId(PAPER, method, method.upper(), scale, seed, stage, arm),
         arch=method.upper(),
