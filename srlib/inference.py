@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from srlib.archs import CDSR, CRLSR, DASR, EDSR, RCAN
+from srlib.archs import CDSR, CRLSR, DASR, EDSR, RCAN, NonBlindDASR
 from srlib.archs.cdsr import DQAConv
 from srlib.archs.common import ChannelAttention
 from srlib.archs.dasr import DAConv
@@ -83,6 +83,7 @@ _SR_PATH: dict[type, Callable[[nn.Module], list[nn.Module]]] = {
     RCAN: lambda m: [m],
     CRLSR: lambda m: list(m.sr_modules().values()),
     DASR: lambda m: [m.sr_net],
+    NonBlindDASR: lambda m: [m.sr_net],
     CDSR: lambda m: [m.sr_net],
 }
 """The modules a test-time forward runs through, per architecture (training-only modules and the blind models'

@@ -215,6 +215,29 @@ def test_cdsr_trains_jointly_and_resumes(tmp_path):
     assert out.shape == (1, 3, 24, 32)
 
 
+def test_nonblind_control_shares_dasr_batches_and_initial_weights(tmp_path):
+    """The non-blind control is DASR's joint stage without the encoder: the same batches (same batch constructor and
+    seed), the same initial SR-network weights, L1 only; its embedding is one learned vector that does train."""
+    prof = _profile()
+    images = _random_images()
+    joint, control = R.dasr_run(prof, SCALE, 0, protocol="cdsr"), R.nonblind_run(prof, SCALE, 0, protocol="cdsr")
+    assert control.config == joint.config and control.parent is None
+    assert R.run_name(control.id) == "DASR const" and R.run_name(R.nonblind_run(prof, SCALE, 0).id) == "DASR-iso const"
+    sampler = PatchSampler(images, 12 * SCALE, TINY.batch_size)
+    a = joint.make_batch(sampler, joint.config, torch.Generator().manual_seed(3))
+    b = control.make_batch(sampler, control.config, torch.Generator().manual_seed(3))
+    assert torch.equal(a.lr, b.lr) and torch.equal(a.hr, b.hr)
+    dasr, const = joint.build(), control.build()
+    sa, sc = dasr.sr_net.state_dict(), const.sr_net.state_dict()
+    assert sa.keys() == sc.keys() and all(torch.equal(sa[k], sc[k]) for k in sa)
+    result = _train(control, images, tmp_path)
+    log = pd.read_csv(result.run_dir / "losses.csv")
+    assert list(log.columns[1:2]) == ["l1"] and "contrastive" not in log
+    assert result.model.embedding.abs().sum() > 0  # initialised to zeros, moved by training
+    named = {("DASR const", SCALE, 0): result, ("DASR", SCALE, 0): result}
+    assert set(B.table_models(named, "cdsr2")) == {(B.NONBLIND, SCALE, 0), ("DASR", SCALE, 0)}
+
+
 def test_queue_must_hold_whole_batches(tmp_path):
     with pytest.raises(ValueError, match="multiple of the batch size"):
         R.cdsr_run(_profile(batch_size=3), SCALE, 0)

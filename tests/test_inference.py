@@ -15,6 +15,7 @@ TINY = {
     "RCAN": {"scale": 2, "n_feats": 8, "n_groups": 2, "n_blocks": 2, "reduction": 4},
     "CRLSR": {"scale": 2, "n_feats": 8, "n_blocks": 2, "n_detail_blocks": 1, "proj_dim": 8, "n_blocks_f": 1},
     "DASR": {"scale": 2, "n_feats": 8, "n_groups": 1, "n_blocks": 2, "enc_feats": 4, "proj_dim": 8, "queue_size": 8},
+    "NonBlindDASR": {"scale": 2, "n_feats": 8, "n_groups": 1, "n_blocks": 2, "enc_feats": 4},
     "CDSR": {"scale": 2, "n_feats": 8, "n_blocks": 1, "growth": 4, "n_compress": 1, "enc_feats": 4, "emb_dim": 16,
              "codebook_size": 8, "patch_size": 4, "proj_dim": 8, "queue_size": 8},
 }

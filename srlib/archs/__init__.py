@@ -14,13 +14,13 @@ from srlib.archs.common import (
     count_parameters,
 )
 from srlib.archs.crl_sr import CRLSR, Decoder, Encoder, ProjectionHead
-from srlib.archs.dasr import DASR, DABlock, DAConv, DAGroup, DASRNet, DegradationEncoder
+from srlib.archs.dasr import DASR, DABlock, DAConv, DAGroup, DASRNet, DegradationEncoder, NonBlindDASR
 from srlib.archs.edsr import EDSR
 from srlib.archs.moco import MoCo
 from srlib.archs.pcl_embed import PCLDiscriminator
 from srlib.archs.rcan import RCAN
 
-ARCHITECTURES = {cls.__name__: cls for cls in (CRLSR, RCAN, EDSR, DASR, CDSR, PCLDiscriminator)}
+ARCHITECTURES = {cls.__name__: cls for cls in (CRLSR, RCAN, EDSR, DASR, CDSR, NonBlindDASR, PCLDiscriminator)}
 """The trainable networks by class name: a run's ``run.json`` names its architecture by this key and its constructor
 keyword arguments, so :func:`build_arch` rebuilds the network (exported checkpoints and ``srlib upscale`` use it)."""
 
@@ -58,6 +58,7 @@ __all__ = [
     "Encoder",
     "FuseBlock",
     "MoCo",
+    "NonBlindDASR",
     "PCLDiscriminator",
     "ProjectionHead",
     "ResBlock",

@@ -398,6 +398,34 @@ class ContrastiveBlindSR(nn.Module):
         return [*self.sr_net.parameters(), *self.moco.encoder_q.parameters()]
 
 
+class NonBlindDASR(nn.Module):
+    """DASR's SR network with a learned constant degradation embedding: the non-blind, same-trunk control of DASR and
+    CDSR (ours, issue 10: the baseline the blind papers' claims are really about).
+
+    ``sr = sr_net(lr, e)`` with ``e`` one learned (1, 4c) vector shared by every image (initialised to zeros), so the
+    DA blocks become ordinary (static) convolutions and channel attention. Built in DASR's order, so under the same
+    seed its ``sr_net`` starts from exactly DASR's initial SR-network weights.
+
+    Args:
+        scale, n_feats, n_groups, n_blocks, kernel_size, reduction: as :class:`DASR`.
+        enc_feats: DASR's encoder width c (the embedding has 4c entries, as DASR's ``fea``).
+
+    Shapes: lr (B, 3, h, w) in [0, 1] -> (B, 3, h * s, w * s), ~[0, 1], not clamped.
+    """
+
+    def __init__(self, scale: int, n_feats: int = 64, n_groups: int = 5, n_blocks: int = 5, kernel_size: int = 3,
+                 reduction: int = 8, enc_feats: int = 64):
+        super().__init__()
+        check_positive_int(enc_feats, "enc_feats")
+        self.scale = scale
+        self.sr_net = DASRNet(scale, n_feats, n_groups, n_blocks, kernel_size, reduction, emb_dim=4 * enc_feats)
+        self.embedding = nn.Parameter(torch.zeros(1, 4 * enc_feats))
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        check_images(lr, "NonBlindDASR")
+        return self.sr_net(lr, self.embedding.expand(lr.shape[0], -1))
+
+
 class DASR(ContrastiveBlindSR):
     """DASR: MoCo-trained :class:`DegradationEncoder` + :class:`DASRNet` (DASR Sec. 3, Fig. 3; official ``BlindSR``).
 

@@ -27,7 +27,7 @@ from torch import nn
 from srlib import embeddings as E
 from srlib.claims import beats_baseline, claim_row
 from srlib.degradation import CDSR_TEST_NOISE, preset
-from srlib.evaluate import bicubic_upscaler, evaluation_sets, measure, model_upscaler, model_upscalers, paper_table
+from srlib.evaluate import bicubic_upscaler, evaluation_sets, measure, model_upscalers, paper_table
 from srlib.profiles import Profile, subsample
 from srlib.recipes.blind_sr import POSITIVES, PROTOCOLS, RUNS, run_name, training_space
 from srlib.reference import load_reference
@@ -59,6 +59,11 @@ def cdsr_test_degradations(scale: int, max_kernels: int | None = None) -> dict[f
     spaced of the 9 when given)}."""
     degs = preset("cdsr-aniso9", scale)
     return {n: subsample([d for d in degs if d.noise == n], max_kernels) for n in CDSR_TEST_NOISE.get(scale, (0.0,))}
+
+
+NONBLIND = "DASR trunk, constant embedding"
+"""Row name of DASR's non-blind, same-trunk control (:func:`srlib.recipes.blind_sr.nonblind_run`) in the blind tables:
+the baseline that DASR's and CDSR's claims are really about (what the degradation encoder adds)."""
 
 
 def _kernel_mean(measured: pd.DataFrame, noise: float) -> pd.DataFrame:
@@ -190,7 +195,9 @@ def evaluate_cdsr_table2(profile: Profile, models: dict, data_root=None, cache=N
 
 def cdsr_vs_dasr(measured: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     """CDSR's claim over DASR (CDSR Table 2, claim D1) on our measurements: CDSR - DASR paired by training seed and
-    test image, per (dataset, scale, setting) and pooled over them (``dataset`` "all").
+    test image, per (dataset, scale, setting) and pooled over them (``dataset`` "all"); where DASR's non-blind control
+    (:data:`NONBLIND`) was measured, also "D0 DASR" and "D0 CDSR": each blind model against it, pooled (no paper
+    value: the papers do not train this control).
 
     Args:
         measured: the per-image measurements of :func:`evaluate_cdsr_table2` (``return_measurements=True``); where
@@ -219,14 +226,21 @@ def cdsr_vs_dasr(measured: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     learned = beats_baseline(m, ("CDSR", "DASR"), metric=metric)
     rows.append({"claim_id": "D1", "dataset": "all", "scale": "all", "setting": "all",
                  **claim_row(m, "CDSR", "DASR", metric, pooled, learned=learned)})
+    for blind in ("DASR", "CDSR"):  # the control: does the degradation-aware model beat its non-blind trunk?
+        if NONBLIND in set(m.method):
+            rows.append({"claim_id": f"D0 {blind}", "dataset": "all", "scale": "all", "setting": "all",
+                         **claim_row(m, blind, NONBLIND, metric, None,
+                                     learned=beats_baseline(m, (blind, NONBLIND), metric=metric))})
     return pd.DataFrame(rows)
 
 
 def evaluate_dasr_table2(profile: Profile, models: dict, data_root=None, cache=None) -> pd.DataFrame:
-    """DASR Table 2 (noise-free isotropic widths per scale): PSNR of DASR and Bicubic beside the paper.
+    """DASR Table 2 (noise-free isotropic widths per scale): PSNR of DASR, its non-blind control and Bicubic beside the
+    paper.
 
     Args:
-        models: {(scale, seed): DASR trained with ``protocol="dasr"``, noise-free}.
+        models: {(method, scale, seed): model}: ``"DASR"`` trained with ``protocol="dasr"``, noise-free, and
+            optionally :data:`NONBLIND` (its same-trunk control, :func:`srlib.recipes.blind_sr.nonblind_run`).
 
     Returns:
         table with :data:`srlib.tables.TABLE_COLUMNS`; settings ``bicubic``, ``iso0.6``, ... (``profile.max_settings``
@@ -234,9 +248,8 @@ def evaluate_dasr_table2(profile: Profile, models: dict, data_root=None, cache=N
     """
     sets = table_sets(profile, data_root)
     parts = []
-    for scale in sorted({s for s, _ in models}):
-        methods = {"DASR": {seed: model_upscaler(m) for (s, seed), m in models.items() if s == scale},
-                   "Bicubic": {profile.seeds[0]: bicubic_upscaler(scale)}}
+    for scale in sorted({s for _, s, _ in models}):
+        methods = {**_by_method(models, scale), "Bicubic": {profile.seeds[0]: bicubic_upscaler(scale)}}
         parts.append(measure(methods, sets, subsample(preset("dasr-iso", scale), profile.max_settings), cache=cache,
                              desc=f"DASR Table 2 x{scale}"))
     measured = pd.concat(parts, ignore_index=True) if parts else None
@@ -255,14 +268,19 @@ def by_name(trained: dict) -> dict:
 
 def table_models(named: dict, table: str) -> dict:
     """The models of one table from the blind runs by name (:func:`by_name`), keyed as the table's function expects:
-    ``"cdsr1"`` {(positive, seed)}, ``"cdsr2"`` {("DASR" | "CDSR", scale, seed)}, ``"dasr2"`` {(scale, seed)}."""
+    ``"cdsr1"`` {(positive, seed)}, ``"cdsr2"`` {("DASR" | "CDSR" | NONBLIND, scale, seed)}, ``"dasr2"`` {("DASR" |
+    NONBLIND, scale, seed)} (:data:`NONBLIND`: the non-blind same-trunk control of DASR, where trained)."""
     if table == "cdsr1":
         names = {"DASR": "C&D", "DASR D": "D", "DASR C": "C"}
         return {(names[n], seed): r.model for (n, s, seed), r in named.items() if n in names and s == 4}
     if table == "cdsr2":
-        return {(n, s, seed): r.model for (n, s, seed), r in named.items() if n in ("DASR", "CDSR")}
-    if table == "dasr2":
-        return {(s, seed): r.model for (n, s, seed), r in named.items() if n == "DASR-iso"}
+        names = {"DASR": "DASR", "CDSR": "CDSR", "DASR const": NONBLIND}
+    elif table == "dasr2":
+        names = {"DASR-iso": "DASR", "DASR-iso const": NONBLIND}
+    else:
+        names = {}
+    if names:
+        return {(names[n], s, seed): r.model for (n, s, seed), r in named.items() if n in names}
     raise ValueError(f"unknown table {table!r}; choose cdsr1, cdsr2 or dasr2")
 
 
@@ -358,6 +376,7 @@ def protocol_summary(profile: Profile, scale: int) -> pd.DataFrame:
 
 __all__ = [
     "ACC_DATASET",
+    "NONBLIND",
     "CURVE_LABELS",
     "RUNS",
     "POSITIVES",

@@ -86,6 +86,9 @@ RUNS = {
     "DASR C": "DASR, CDSR's protocol, positives under another degradation (same image): CDSR Table 1 (x4 only)",
     "DASR-n25": "DASR, our protocol with noise U[0, 25] (CRL-SR's training distribution): the DASR rows of CRL-SR "
                 "Tables 2-4",
+    "DASR-iso const": "non-blind control of DASR-iso: DASR's SR network with a learned constant embedding, L1 only, "
+                      "the same batches and initial SR weights as DASR-iso's joint stage: DASR Table 2",
+    "DASR const": "non-blind control of DASR (CDSR's protocol), as DASR-iso const: CDSR Table 2",
 }
 """The runs of :func:`runs` per scale and seed (as ``RunId.arm``-independent names, see :func:`run_name`), and what
 each is for."""
@@ -293,6 +296,34 @@ def cdsr_run(profile: Profile, scale: int, seed: int, protocol: str = "cdsr", po
                  _joint_config(profile, scale, space, seed), joint_loss)
 
 
+def l1_loss(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+    """The non-blind control's loss: L1(SR(query), HR) (the key patches of the shared batches are not used)."""
+    return {"l1": F.l1_loss(model(batch.lr), batch.hr)}
+
+
+def nonblind_run(profile: Profile, scale: int, seed: int, protocol: str = "dasr") -> RunSpec:
+    """The non-blind, same-trunk control of DASR (:class:`srlib.archs.NonBlindDASR`): DASR's SR network with a learned
+    constant embedding, trained on L1 alone with the joint stage's schedule, batch constructor and seed (``10_000 +
+    seed``), so it sees exactly the batches of DASR's joint stage and starts from DASR's initial SR-network weights.
+    What DASR gains over it is what its degradation encoder contributes at this budget."""
+    s = profile.blind
+    _check_sizes(s)
+    space = training_space(protocol, scale)
+    kwargs = {k: v for k, v in dasr_kwargs(scale, s).items() if k not in ("proj_dim", "queue_size")}
+    return RunSpec(
+        id=RunId(PAPER, "dasr-const", "DASR", scale, seed, "joint", f"{protocol}-n{space.noise_range[1]:g}-none"),
+        arch="NonBlindDASR",
+        arch_kwargs=kwargs,
+        config=_joint_config(profile, scale, space, 10_000 + seed),
+        recipe={"method": "dasr-const", "protocol": protocol, "sizes": _training_sizes(s)},
+        objective=lambda: (l1_loss, None),
+        data=TrainData(profile.train_sets, s.lr_patch * scale),
+        make_batch=pair_batch(space),
+        code=CODE,
+        desc=f"DASR non-blind control {protocol} x{scale} s{seed}",
+    )
+
+
 RUN_BUILDERS = {
     "DASR-iso": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="dasr"),
     "DASR": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="cdsr"),
@@ -300,6 +331,8 @@ RUN_BUILDERS = {
     "DASR D": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="cdsr", positive="D"),
     "DASR C": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="cdsr", positive="C"),
     "DASR-n25": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="dasr", noise=25.0),
+    "DASR-iso const": lambda p, sc, sd: nonblind_run(p, sc, sd, protocol="dasr"),
+    "DASR const": lambda p, sc, sd: nonblind_run(p, sc, sd, protocol="cdsr"),
 }
 """How each run of :data:`RUNS` is built at (profile, scale, seed)."""
 
@@ -309,6 +342,8 @@ def run_name(run_id: RunId) -> str:
     protocol, noise, positive = run_id.arm.split("-")
     if run_id.method == "cdsr":
         return "CDSR"
+    if run_id.method == "dasr-const":
+        return "DASR-iso const" if protocol == "dasr" else "DASR const"
     if protocol == "dasr":
         return "DASR-n25" if noise == "n25" else "DASR-iso"
     return {"cd": "DASR", "d": "DASR D", "c": "DASR C"}[positive]
