@@ -222,13 +222,7 @@ def conditional_contrastive_loss(
         z_i = exp(w_i a_i . p_i / tau) + sum_{j != i} exp(a_i . n_j / tau) + exp(w_i q_i . l_i / tau)
         L_cond = mean_{batch, i} -log( exp(w_i a_i . p_i / tau) / z_i )
 
-    Args:
-        f_hr (Tensor): (B, M, S) L2-normalised HR features (anchors).
-        f_sr (Tensor): (B, M, S) L2-normalised SR features (positive at i, negatives elsewhere).
-        f_lr (Tensor): (B, M, S) L2-normalised upsampled-LR features (pushing term, and the penalty).
-        tau (float): Temperature, > 0. Default: 0.07.
-        use_penalty (bool): Scale the positive and LR logits by w_i (Eq. (6)); False gives Eq. (4). Default: True.
-        lr_term (str): ``"sr"`` (default) or ``"hr"``: see :func:`conditional_logits`.
+    Args: as :func:`conditional_logits` (f_hr, f_sr, f_lr: (B, M, S) L2-normalised features).
 
     Returns:
         Tensor: scalar loss >= 0.
