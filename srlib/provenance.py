@@ -12,7 +12,7 @@
   imports, read statically, restricted to :data:`TABLE_CODE` and :data:`TABLE_CODE_FUNCTIONS`).
   Table code is what turns trained models and test images into numbers and pictures: :mod:`srlib.methods`,
   :mod:`srlib.metrics`, :mod:`srlib.reference` (with its CSV files), :mod:`srlib.evaluate`, :mod:`srlib.tables`,
-  :mod:`srlib.embeddings`, :mod:`srlib.viz`, :mod:`srlib.widgets`, :mod:`srlib.inference`, and also
+  :mod:`srlib.embeddings`, :mod:`srlib.viz`, :mod:`srlib.widgets`, :mod:`srlib.inference`, :mod:`srlib.claims`, and also
   :mod:`srlib.degradation`, :mod:`srlib.data`, :mod:`srlib.imgutil` and :mod:`srlib.pcl`, which make the test LR
   images, load the test sets and draw PCL's samples (so they are training code and table code at once). Training
   code (recipes, architectures, losses, trainer) enters through the runs' fingerprints, not here; modules that never
@@ -47,7 +47,7 @@ ENV_FILE = "SRLIB_PROVENANCE"
 
 TABLE_CODE = ("srlib.methods", "srlib.metrics", "srlib.reference", "srlib.evaluate", "srlib.tables",
               "srlib.embeddings", "srlib.viz", "srlib.widgets", "srlib.inference", "srlib.degradation", "srlib.data",
-              "srlib.imgutil", "srlib.pcl")
+              "srlib.imgutil", "srlib.pcl", "srlib.claims")
 """Modules (a package: all its modules, and for :mod:`srlib.reference` its CSV files) that turn models and test
 images into tables and figures."""
 

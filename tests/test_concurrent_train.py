@@ -33,7 +33,23 @@ def _snapshot(root: Path) -> Path:
     training code, and a working tree edited during the test (several people at once) would otherwise give the single
     and the concurrent processes different folders."""
     shutil.copytree(Path(srlib.__file__).parent, root / "srlib", ignore=shutil.ignore_patterns("__pycache__"))
+    _lengthen(root / "srlib" / "profiles.py")
     return root
+
+
+LONGER = {"iterations=12, batch_size=4": "iterations=400, batch_size=4",
+          "pretrain_iterations=10": "pretrain_iterations=300"}
+"""The snapshot's smoke runs last seconds instead of ~0.3 s each, so that the two processes, which start within a
+second of each other, certainly meet at a run folder's lock (with the smoke sizes, one could finish all three runs
+before the other had imported torch)."""
+
+
+def _lengthen(profiles_py: Path) -> None:
+    text = profiles_py.read_text()
+    for old, new in LONGER.items():
+        assert text.count(old) == 1, f"{profiles_py}: expected one {old!r}"
+        text = text.replace(old, new)
+    profiles_py.write_text(text)
 
 
 def _env(snapshot: Path, runs: Path) -> dict:

@@ -71,4 +71,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    distributed.exit_process(main())  # as srlib train's workers: no interpreter teardown for gloo's threads to abort
+    sys.exit(0)
