@@ -109,6 +109,8 @@ def verdict(effect: Effect, paper_effect: float | None = None, *, learned: bool 
 
 def _units(frame: pd.DataFrame) -> pd.Series:
     cols = [c for c in ("dataset", "scale", "setting", "image") if c in frame.columns]
+    if frame.empty:  # DataFrame.agg over no rows returns a frame, not a Series
+        return pd.Series(index=frame.index, dtype=str)
     return frame[cols].astype(str).agg("/".join, axis=1)
 
 
@@ -159,14 +161,17 @@ def beats_baseline(measured: pd.DataFrame, methods, baseline: str = "Bicubic", m
 
 
 def claim_row(measured: pd.DataFrame, better: str, worse: str, metric: str, paper_effect: float | None = None,
-              *, learned: bool | None = True, seed: int = 0) -> dict:
+              *, baseline_metric: str = "psnr", seed: int = 0) -> dict:
     """One claim's effect, CI and verdict: ``effect, ci_low, ci_high, n_seeds, n_images, paper_effect, verdict, why``.
 
-    ``paper_effect`` is the paper's ``better - worse`` in the metric's own sign; it is oriented here like ours.
+    ``paper_effect`` is the paper's ``better - worse`` in the metric's own sign; it is oriented here like ours. The
+    "did it learn" check is :func:`beats_baseline` of both rows on the same ``measured`` frame, on
+    ``baseline_metric`` (not checked where the frame holds no ``Bicubic`` row).
     """
     effect = paired_bootstrap(paired_differences(measured, better, worse, metric), seed=seed)
     oriented = None if paper_effect is None or math.isnan(paper_effect) else \
         (-paper_effect if metric in LOWER_IS_BETTER else paper_effect)
+    learned = beats_baseline(measured, (better, worse), metric=baseline_metric)
     v, why = verdict(effect, oriented, learned=learned)
     return {"effect": effect.mean, "ci_low": effect.low, "ci_high": effect.high, "n_seeds": effect.n_seeds,
             "n_images": effect.n_images, "paper_effect": math.nan if oriented is None else oriented, "verdict": v,

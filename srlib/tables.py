@@ -115,8 +115,7 @@ def summarize(measurements: pd.DataFrame) -> pd.DataFrame:
     missing = {*KEYS, "seed", "value"} - set(measurements.columns)
     if missing:
         raise ValueError(f"measurements lack columns {sorted(missing)}")
-    if "image" in measurements.columns:
-        measurements = per_seed(measurements)
+    measurements = per_seed(measurements)
     grouped = measurements.groupby(KEYS, sort=False)["value"]
     out = grouped.agg(ours_mean="mean", ours_std=lambda v: v.std(ddof=1) if len(v) > 1 else np.nan)
     out["n_seeds"] = grouped.size()
