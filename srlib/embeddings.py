@@ -522,23 +522,42 @@ def nn_accuracy(vectors, labels) -> float:
     Returns:
         accuracy in [0, 1].
     """
+    x, y = _unit_vectors_and_codes(vectors, labels, "nn_accuracy")
+    hits, _ = _cross_group_nn(x, y, torch.arange(x.shape[0]))  # each point its own group: leave only itself out
+    return hits / x.shape[0]
+
+
+def _unit_vectors_and_codes(vectors, labels, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P, D) vectors L2-normalised in float64 and the labels' integer codes (P,), after checking the shapes."""
     x = torch.as_tensor(np.asarray(vectors.detach().cpu() if isinstance(vectors, torch.Tensor) else vectors),
                         dtype=torch.float64)
     lab = list(labels)
     if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"nn_accuracy: expected (P, D) vectors with P >= 2, got shape {tuple(x.shape)}")
+        raise ValueError(f"{name}: expected (P, D) vectors with P >= 2, got shape {tuple(x.shape)}")
     if len(lab) != x.shape[0]:
-        raise ValueError(f"nn_accuracy: {x.shape[0]} vectors but {len(lab)} labels")
-    codes = {v: i for i, v in enumerate(dict.fromkeys(lab))}
-    y = torch.tensor([codes[v] for v in lab])
-    x = F.normalize(x, dim=1)
-    hits = 0
+        raise ValueError(f"{name}: {x.shape[0]} vectors but {len(lab)} labels")
+    return F.normalize(x, dim=1), torch.tensor(_codes(lab))
+
+
+def _cross_group_nn(x: torch.Tensor, y: torch.Tensor, group: torch.Tensor) -> tuple[int, float]:
+    """Nearest neighbours by cosine among the points of *other* groups: (hits, chance summed over points).
+
+    Args:
+        x: (P, D) unit vectors; y: (P,) label codes; group: (P,) group codes (a point's own group is never a candidate).
+
+    Returns:
+        the number of points whose most similar candidate (ties: the lowest index) shares their label, and the sum over
+        points of the fraction of their candidates that share it.
+    """
+    hits, chance = 0, 0.0
     for start in range(0, x.shape[0], 1024):  # blocks keep the memory at 1024 x P
-        sim = x[start : start + 1024] @ x.T
-        rows = torch.arange(sim.shape[0])
-        sim[rows, rows + start] = -torch.inf  # leave the point itself out
-        hits += int((y[sim.argmax(dim=1)] == y[start : start + 1024]).sum())
-    return hits / x.shape[0]
+        rows = slice(start, start + 1024)
+        own = group[rows, None] == group[None, :]  # (b, P): same group (the point itself included)
+        sim = (x[rows] @ x.T).masked_fill(own, -torch.inf)
+        hits += int((y[sim.argmax(dim=1)] == y[rows]).sum())
+        same = (y[rows, None] == y[None, :]) & ~own
+        chance += float((same.sum(dim=1) / (~own).sum(dim=1)).sum())
+    return hits, chance
 
 
 class ControlledAccuracy(NamedTuple):
@@ -569,26 +588,13 @@ def content_controlled_accuracy(vectors, labels, images) -> ControlledAccuracy:
     Returns:
         :class:`ControlledAccuracy` ``(accuracy, chance, n)`` with ``n = P``.
     """
-    x = torch.as_tensor(np.asarray(vectors.detach().cpu() if isinstance(vectors, torch.Tensor) else vectors),
-                        dtype=torch.float64)
-    lab, img = list(labels), list(images)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"content_controlled_accuracy: expected (P, D) vectors with P >= 2, got {tuple(x.shape)}")
-    if not len(lab) == len(img) == x.shape[0]:
-        raise ValueError(f"content_controlled_accuracy: {x.shape[0]} vectors, {len(lab)} labels, {len(img)} images")
+    x, y = _unit_vectors_and_codes(vectors, labels, "content_controlled_accuracy")
+    img = list(images)
+    if len(img) != x.shape[0]:
+        raise ValueError(f"content_controlled_accuracy: {x.shape[0]} vectors but {len(img)} images")
     if len(set(img)) < 2:
         raise ValueError("content_controlled_accuracy: needs points of at least two images")
-    y = torch.tensor(_codes(lab))
-    m = torch.tensor(_codes(img))
-    x = F.normalize(x, dim=1)
-    hits, chance = 0, 0.0
-    for start in range(0, x.shape[0], 1024):  # blocks keep the memory at 1024 x P
-        rows = slice(start, start + 1024)
-        own = m[rows, None] == m[None, :]  # (b, P): same image (the point itself included)
-        sim = (x[rows] @ x.T).masked_fill(own, -torch.inf)
-        hits += int((y[sim.argmax(dim=1)] == y[rows]).sum())
-        same = (y[rows, None] == y[None, :]) & ~own
-        chance += float((same.sum(dim=1) / (~own).sum(dim=1)).sum())
+    hits, chance = _cross_group_nn(x, y, torch.tensor(_codes(img)))
     return ControlledAccuracy(hits / x.shape[0], chance / x.shape[0], int(x.shape[0]))
 
 
