@@ -157,6 +157,10 @@ class Profile:
             :mod:`srlib.train`); ``srlib train --precision`` overrides it. Evaluation is always float32.
         train_only: globs of run folder names (:attr:`srlib.runs.RunId.slug`) that ``srlib train`` trains when no
             ``--only`` is given (empty: every run of the profile).
+        ladder: budgets (stable-phase steps) of a budget-ladder profile: each recipe then lists, instead of its
+            table runs, the arms of its paper's claims as ladder branches (:func:`srlib.runs.ladder`), and the
+            pipeline runs only ``notebooks``. Empty: the profile trains each run on its own schedule.
+        notebooks: name prefixes of the notebooks ``make reproduce`` runs for this profile (None: all).
     """
 
     name: str
@@ -172,6 +176,8 @@ class Profile:
     blind: BlindSizes
     precision: str = "fp32"
     train_only: tuple[str, ...] = ()
+    ladder: tuple[int, ...] = ()
+    notebooks: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -210,6 +216,21 @@ PROFILES = {
         # small's networks trained longer, three seeds; 5 of the 9 CDSR test kernels on Set5 and Set14 (~30 min)
         BlindSizes((4,), 32, 32, 2, 2, 2, 128, 256, warmup_iterations=200, iterations=500, batch_size=8, lr_patch=24,
                    eval_sets=("Set5", "Set14"), eval_kernels=5),
+    ),
+    # Claims against compute on 2 CPU cores (notebook 07): small's networks in bf16, three seeds, each claim's arms
+    # laddered from one warmup-stable-decay trajectory per arm and seed (budgets 100, 400, 1,600 steps, 16x, each
+    # cooled down over a tenth of its budget, EMA weights). `srlib train --profile large --paper P`: CRL-SR ~25 min,
+    # blind ~20 min, PCL-SR ~15 min (PCL's base pretrained 3,000 steps first: a converged shared base).
+    "large": Profile(
+        "large", _STANDARD, (4,), None, (0, 1, 2), 4 * 3600, None, _TRAIN_291,
+        CRLSizes((4,), 32, 4, 2, 2, 64, 128, iterations=1600, batch_size=8, lr_patch=24, lr=4e-4),
+        PCLSizes(32, 4, 32, 2, 4, pretrain_iterations=3000, finetune_iterations=1600, batch_size=8, lr_patch=24,
+                 vgg_layers=("relu1_2",), networks=("EDSR-S",)),
+        BlindSizes((4,), 32, 32, 2, 2, 2, 128, 256, warmup_iterations=400, iterations=1600, batch_size=8, lr_patch=24,
+                   eval_sets=("Set5", "Set14"), eval_kernels=3),
+        precision="bf16",
+        ladder=(100, 400, 1600),
+        notebooks=("07",),
     ),
     "paper": Profile(
         "paper", (*_STANDARD, "Urban100", "Manga109"), (2, 3, 4), None, (0, 1, 2), 48 * 3600, None, ("DF2K",),

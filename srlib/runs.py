@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -34,7 +35,7 @@ from torch import nn
 
 from srlib.archs import build_arch
 from srlib.locks import run_lock
-from srlib.train import Critic, TrainConfig, TrainResult, build_model, degraded_patches, train
+from srlib.train import Critic, TrainConfig, TrainResult, build_model, degraded_patches, snapshot_path, train
 
 RUN_FILE = "run.json"
 
@@ -56,6 +57,9 @@ class RunId:
         stage: ``"train"`` (a single-stage run), ``"warmup"`` / ``"joint"`` (DASR), ``"pretrain"`` / ``"finetune"``
             (PCL-SR).
         arm: further distinctions of the recipe (training protocol and positive of a blind run, PCL arm details).
+        rung: ``""`` for a run of its own schedule; in a budget ladder (:func:`ladder`) ``"trunk"`` for the
+            constant-rate run the branches start from and ``"b<steps>"`` for the branch that cools down after
+            ``<steps>`` steps of it.
     """
 
     paper: str
@@ -65,13 +69,19 @@ class RunId:
     seed: int
     stage: str = "train"
     arm: str = ""
+    rung: str = ""
 
     @property
     def slug(self) -> str:
         """Readable folder prefix, e.g. ``crl-sr-crl-f-CRLSR-x4-s0``, ``blind-dasr-DASR-cdsr-n15-cd-x4-s0-joint``."""
         parts = [self.paper, self.method, self.network, *([self.arm] if self.arm else []), f"x{self.scale}",
                  f"s{self.seed}"]
-        return "-".join([*parts, *([self.stage] if self.stage != "train" else [])])
+        return "-".join([*parts, *([self.stage] if self.stage != "train" else []), *([self.rung] if self.rung else [])])
+
+    @property
+    def budget(self) -> int | None:
+        """The stable-phase steps of a ladder branch (``rung="b1000"`` -> 1000); None otherwise."""
+        return int(self.rung[1:]) if self.rung.startswith("b") else None
 
     def matches(self, **fields) -> bool:
         """Whether every given field equals (or, for a tuple/list/set, is among) the given value(s)."""
@@ -107,6 +117,7 @@ class RunSpec:
         data: the training images.
         parent: the run whose final weights this one starts from (DASR's encoder warm-up, PCL's base), or None.
         freeze: sub-modules (attribute names of the network) not trained in this run (DASR warm-up: ``sr_net``).
+        branch_of: the ladder trunk whose snapshot at ``config.decay_start`` this run continues (:func:`ladder`).
         code: modules whose source is the training-code fingerprint (:data:`TRAINING_CODE` is always added).
         desc: progress-bar label.
     """
@@ -121,6 +132,7 @@ class RunSpec:
     make_batch: Callable = field(default=degraded_patches, repr=False, compare=False)
     parent: RunSpec | None = field(default=None, repr=False)
     freeze: tuple[str, ...] = ()
+    branch_of: RunSpec | None = field(default=None, repr=False)
     code: tuple[str, ...] = ()
     desc: str = ""
 
@@ -144,6 +156,7 @@ class RunSpec:
             "data": data_label,
             "fingerprint": self.fingerprint(),
             "parent": self.parent.identity(data_label) if self.parent else None,
+            **({"branch_of": self.branch_of.identity(data_label)} if self.branch_of else {}),
         }
 
     def folder(self, runs: str | os.PathLike, data_label: str) -> Path:
@@ -154,7 +167,38 @@ class RunSpec:
         """A copy with fields of :attr:`config` (``precision``, ``world_size``, ``iterations``, ...) replaced, in this
         run and its parents (a bf16 run starts from a bf16 warm-up)."""
         parent = self.parent.with_(**changes) if self.parent else None
-        return replace(self, config=replace(self.config, **changes), parent=parent)
+        trunk = self.branch_of.with_(**changes) if self.branch_of else None
+        return replace(self, config=replace(self.config, **changes), parent=parent, branch_of=trunk)
+
+
+LADDER_COOLDOWN = 0.1
+"""A branch's cool-down, as a share of its budget (:func:`ladder`)."""
+LADDER_EMA = 0.999
+"""EMA decay of ladder runs (short runs average over fewer steps: :func:`srlib.train.ema_decay`)."""
+
+
+def ladder(spec: RunSpec, budgets: Sequence[int], cooldown: float = LADDER_COOLDOWN,
+           ema: float = LADDER_EMA) -> list[RunSpec]:
+    """A budget ladder of ``spec`` from one trajectory: the branches (one per budget, ``rung="b<budget>"``).
+
+    The trunk (``rung="trunk"``, trained first by :func:`train_one`) runs ``spec``'s batches, loss and peak learning
+    rate under a warmup-stable-decay schedule (warm-up over a tenth of the smallest budget, then constant, no
+    cool-down; :func:`srlib.train.lr_factor`) for ``max(budgets)`` steps and keeps a snapshot at every budget. Branch
+    B starts from the snapshot at B and cools down linearly to 0 over ``ceil(cooldown * B)`` steps; all keep an EMA
+    of the weights (``ema``), which the trained branch holds. The arms of a claim laddered with the same budgets see
+    the same batches at every step (one data generator per seed), so each rung is a paired comparison.
+    """
+    budgets = sorted(set(budgets))
+    if not budgets or budgets[0] < 10:
+        raise ValueError(f"ladder budgets must be at least 10 steps, got {budgets}")
+    cfg = replace(spec.config, iterations=budgets[-1], lr_halve_every=None, warmup_steps=max(1, budgets[0] // 10),
+                  decay_start=None, ema=ema, snapshots=tuple(budgets),
+                  checkpoint_every=min(spec.config.checkpoint_every, budgets[0]))
+    trunk = replace(spec, id=replace(spec.id, rung="trunk"), config=cfg, desc=f"{spec.desc or spec.id.slug} trunk")
+    return [replace(spec, id=replace(spec.id, rung=f"b{b}"), branch_of=trunk,
+                    config=replace(cfg, iterations=b + math.ceil(cooldown * b), decay_start=b, snapshots=()),
+                    desc=f"{spec.desc or spec.id.slug} @{b}")
+            for b in budgets]
 
 
 def code_fingerprint(modules: Iterable[str] = ()) -> str:
@@ -177,13 +221,14 @@ def matching(specs: Iterable[RunSpec], pattern: str | None) -> list[RunSpec]:
 
 
 def ordered(specs: Iterable[RunSpec]) -> list[RunSpec]:
-    """``specs`` and every parent they need, parents first, each once (by identity)."""
+    """``specs`` and every parent and ladder trunk they need, those first, each once (by identity)."""
     out: list[RunSpec] = []
     seen: set[str] = set()
 
     def visit(spec: RunSpec) -> None:
-        if spec.parent is not None:
-            visit(spec.parent)
+        for before in (spec.parent, spec.branch_of):
+            if before is not None:
+                visit(before)
         key = json.dumps(spec.identity(""), sort_keys=True)
         if key not in seen:
             seen.add(key)
@@ -275,6 +320,8 @@ def train_one(spec: RunSpec, runs: str | os.PathLike, images: TrainingImages, de
     parent = None
     if spec.parent is not None:
         parent = train_one(spec.parent, runs, images, device, progress, None, done)
+    if spec.branch_of is not None:
+        train_one(spec.branch_of, runs, images, device, progress, None, done)
     with run_lock(folder, wait=wait) if rank() == 0 else nullcontext(True) as held:
         if not held:
             return None
@@ -289,8 +336,12 @@ def _train_locked(spec, folder, label, imgs, parent, device, progress, max_steps
         getattr(model, name).requires_grad_(False)
     loss_fn, critic = spec.objective()
     _write_run_file(folder, spec, label)
+    start_from = None
+    if spec.branch_of is not None:
+        start_from = snapshot_path(spec.branch_of.folder(folder.parent, label), spec.config.decay_start)
     result = train(model, loss_fn, imgs, spec.config, folder, make_batch=spec.make_batch, max_steps=max_steps,
-                   device=device, progress=progress, desc=spec.desc or spec.id.slug, critic=critic)
+                   device=device, progress=progress, desc=spec.desc or spec.id.slug, critic=critic,
+                   start_from=start_from)
     for name in spec.freeze:
         getattr(model, name).requires_grad_(True)
     if max_steps is None:

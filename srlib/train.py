@@ -12,6 +12,15 @@
   generators' states; they are written atomically (temporary file, then rename). A run that stops (``max_steps``,
   Ctrl-C, a crash) resumes from its last checkpoint and ends bit-identical to an uninterrupted run.
   A finished run is not retrained: calling :func:`train` again loads it.
+* **Schedules and the budget ladder.** ``lr_halve_every`` gives the papers' step schedules. The
+  warmup-stable-decay schedule (``warmup_steps``, ``decay_start``: linear warm-up, constant, then a linear cool-down
+  to 0 at ``iterations``) lets one *trunk* run (no ``decay_start``) serve many budgets: it saves a copy of its
+  checkpoint at each step of ``snapshots`` (``checkpoint-<step>.pt``), and a *branch* (``train(..., start_from=
+  snapshot)``, same configuration but ``decay_start`` = the snapshot's step and a longer ``iterations``) resumes that
+  state and cools down. Until its ``decay_start`` a branch is step for step the trunk, so its weights equal those of
+  a run trained from scratch with its own configuration. With ``ema`` the trainer also keeps an exponential moving
+  average of the weights (decay ``min(ema, (1 + t) / (10 + t))`` at step t, so short runs average over few steps),
+  checkpoints it, and returns the model holding the averaged weights.
 * **Logging.** One CSV row per iteration (``<run_dir>/losses.csv``: step, every loss term, total, lr, seconds) and
   a tqdm bar. A NaN or Inf loss term stops the run with a message naming the term; the last checkpoint is kept.
 
@@ -110,6 +119,13 @@ class TrainConfig:
         precision: ``"fp32"`` or ``"bf16"`` (autocast with float32 master weights; see the module docstring).
         world_size: processes training the run together (DDP under torchrun); ``batch_size`` is the global batch
             and must be a multiple of it.
+        warmup_steps: linear learning-rate warm-up over this many steps (warmup-stable-decay; 0: none).
+        decay_start: from this step the learning rate falls linearly to 0 at ``iterations`` (the cool-down of a
+            warmup-stable-decay schedule); None: no cool-down. Not with ``lr_halve_every``.
+        ema: decay of an exponential moving average of the weights, which the trained model holds at the end (None:
+            the last weights).
+        snapshots: steps at which a copy of the checkpoint is kept (``checkpoint-<step>.pt``): the states that the
+            branches of a budget ladder start from (:func:`lr_factor`).
     """
 
     scale: int
@@ -124,6 +140,10 @@ class TrainConfig:
     grad_clip: float | None = None
     precision: str = "fp32"
     world_size: int = 1
+    warmup_steps: int = 0
+    decay_start: int | None = None
+    ema: float | None = None
+    snapshots: tuple[int, ...] = ()
 
     def __post_init__(self):
         for name in ("scale", "iterations", "batch_size", "lr_patch", "checkpoint_every", "world_size"):
@@ -136,6 +156,22 @@ class TrainConfig:
                              f"({self.world_size}): every process draws the same share of the batch")
         if self.degradations is not None and self.degradations.scale != self.scale:
             raise ValueError(f"degradations are for scale {self.degradations.scale}, training scale is {self.scale}")
+        if self.decay_start is not None and not 0 <= self.decay_start < self.iterations:
+            raise ValueError(f"TrainConfig.decay_start must lie in [0, iterations={self.iterations}), "
+                             f"got {self.decay_start}")
+        if self.lr_halve_every and (self.warmup_steps or self.decay_start is not None):
+            raise ValueError("TrainConfig: lr_halve_every is a step schedule; warmup_steps / decay_start belong to "
+                             "the warmup-stable-decay schedule: give one or the other")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ValueError(f"TrainConfig.ema must lie in (0, 1), got {self.ema}")
+        if any(not 0 < s <= self.iterations for s in self.snapshots):
+            raise ValueError(f"TrainConfig.snapshots must lie in [1, iterations={self.iterations}], "
+                             f"got {self.snapshots}")
+
+    @property
+    def wsd(self) -> bool:
+        """Whether the learning rate follows the warmup-stable-decay schedule (:func:`lr_factor`)."""
+        return bool(self.warmup_steps) or self.decay_start is not None
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -199,6 +235,53 @@ def degraded_patches(sampler: PatchSampler, cfg: TrainConfig, g: torch.Generator
     return Batch(lr / 255.0, hr / 255.0, degs, g)
 
 
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """The warmup-stable-decay multiplier of ``cfg.lr`` for the 0-based ``step``: ``(step + 1) / warmup_steps``
+    during the warm-up, 1 while stable, ``(iterations - step) / (iterations - decay_start)`` in the cool-down (the
+    last step runs at ``1 / cool-down length``). A branch at budget B (``decay_start = B``) is the trunk until step
+    B."""
+    f = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.decay_start is not None and step >= cfg.decay_start:
+        f *= (cfg.iterations - step) / (cfg.iterations - cfg.decay_start)
+    return f
+
+
+BRANCH_FIELDS = ("iterations", "decay_start", "snapshots")
+"""What a ladder branch's configuration may change from its trunk's (everything else is the same run)."""
+
+
+def _check_branch(cfg: TrainConfig, state: dict, path: Path) -> None:
+    """A branch may start from ``state`` (a trunk's snapshot at ``path``) only if the configurations agree on everything
+    but :data:`BRANCH_FIELDS` and the snapshot is taken exactly where the branch's cool-down begins."""
+    mine = {k: v for k, v in cfg.to_dict().items() if k not in BRANCH_FIELDS}
+    theirs = {k: v for k, v in state["config"].items() if k not in BRANCH_FIELDS}
+    if mine != theirs:
+        raise ValueError(f"{path} is not a trunk of this branch: the configurations differ in "
+                         f"{sorted(k for k in mine if mine[k] != theirs.get(k))}")
+    if state["step"] != cfg.decay_start:
+        raise ValueError(f"{path} holds step {state['step']}, the branch cools down from step {cfg.decay_start}")
+
+
+def ema_decay(ema: float, step: int) -> float:
+    """The averaging decay after optimisation step ``step`` (1-based): ``min(ema, (1 + step) / (10 + step))``."""
+    return min(ema, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def _update_ema(averaged: dict[str, torch.Tensor], model: nn.Module, step: int, ema: float) -> None:
+    d = ema_decay(ema, step)
+    for k, v in model.state_dict().items():
+        if v.is_floating_point():
+            averaged[k].mul_(d).add_(v, alpha=1.0 - d)
+        else:
+            averaged[k].copy_(v)
+
+
+def snapshot_path(run_dir: str | os.PathLike, step: int) -> Path:
+    """Where a trunk keeps its checkpoint of ``step`` (``TrainConfig.snapshots``)."""
+    return Path(run_dir) / f"checkpoint-{step}.pt"
+
+
 def source_fingerprint(*modules) -> str:
     """sha256 over the source code of ``modules``: part of a run folder's name, so that a code change never silently
     reuses a model trained by older code."""
@@ -228,6 +311,7 @@ class TrainResult:
     steps_run: int
     seconds: float
     critic: nn.Module | None = None
+    """``model`` holds the averaged weights when the run keeps an EMA (``TrainConfig.ema``)."""
 
     @property
     def losses_csv(self) -> Path:
@@ -302,8 +386,9 @@ def _average_gradients(module: nn.Module, world_size: int) -> None:
 
 def _save_checkpoint(path: Path, model, opt, sched, step: int, generators: list[torch.Tensor], cfg: TrainConfig,
                      critic: Critic | None = None, critic_opt=None,
-                     loss_generators: list[torch.Tensor] | None = None) -> None:
+                     loss_generators: list[torch.Tensor] | None = None, averaged: dict | None = None) -> None:
     state = {
+        **({"ema": averaged} if averaged is not None else {}),
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict() if sched else None,
@@ -336,6 +421,14 @@ def _truncate_log(path: Path, step: int) -> None:
         csv.writer(f, lineterminator="\n").writerows(keep)
 
 
+def _copy_log(trunk_log: Path, log_path: Path) -> None:
+    """Start a branch's log with its trunk's rows (those after the branch point are dropped by the caller's
+    truncation)."""
+    if trunk_log.exists():
+        with atomic_write(log_path, binary=False) as f:
+            f.write(trunk_log.read_text())
+
+
 def _mean_over_ranks(terms: dict[str, torch.Tensor], world_size: int) -> dict[str, torch.Tensor]:
     """The logged value of every term: its mean over the processes (the local value for one process)."""
     if world_size == 1 or not terms:
@@ -357,6 +450,7 @@ def train(
     progress: bool = True,
     desc: str = "train",
     critic: Critic | None = None,
+    start_from: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train ``model`` (in place) or resume/load it from ``run_dir``.
 
@@ -372,6 +466,9 @@ def train(
         max_steps: stop after this step (saving a checkpoint), to split a run; None runs to ``cfg.iterations``.
         device: where the step runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
         critic: a network stepped before the model in every iteration (:class:`Critic`); trained in place.
+        start_from: a trunk's snapshot (:func:`snapshot_path`) this run branches from when ``run_dir`` holds no
+            checkpoint yet: its configuration must equal ``cfg`` but for :data:`BRANCH_FIELDS`, its step must be
+            ``cfg.decay_start``; the trunk's log rows up to there are copied.
 
     Returns:
         :class:`TrainResult` with the trained model and the number of steps run in this call.
@@ -406,11 +503,20 @@ def train(
     stream = images if isinstance(images, StreamingImages) else None
     sampler = None if stream else PatchSampler(list(images), patch, cfg.local_batch_size, device=device)
     start = 0
-    if ckpt_path.exists():
-        state = _load_checkpoint(ckpt_path, device)
-        if state["config"] != cfg.to_dict():
+    averaged = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.ema else None
+    branching = not ckpt_path.exists() and start_from is not None
+    if ckpt_path.exists() or branching:
+        state = _load_checkpoint(Path(start_from) if branching else ckpt_path, device)
+        if branching:
+            _check_branch(cfg, state, Path(start_from))
+            if rank == 0:
+                _copy_log(Path(start_from).parent / "losses.csv", log_path)
+                (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        elif state["config"] != cfg.to_dict():
             raise ValueError(f"{ckpt_path} was made with another configuration: {state['config']} != "
                              f"{cfg.to_dict()}; use another run_dir or delete it")
+        if averaged is not None:
+            averaged = {k: v.to(device) for k, v in state["ema"].items()}
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if sched:
@@ -468,10 +574,15 @@ def train(
             total.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            if cfg.wsd:
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * lr_factor(cfg, step)
             lr_now = opt.param_groups[0]["lr"]
             opt.step()
             if sched:
                 sched.step()
+            if averaged is not None:
+                _update_ema(averaged, model, step + 1, cfg.ema)
             logged = _mean_over_ranks({**critic_terms, **terms, "total": total}, world_size)
             total_logged = logged.pop("total")
             if not header_written:
@@ -481,18 +592,22 @@ def train(
                              f"{lr_now:.6g}", f"{time.perf_counter() - t0:.3f}"])
             if (step + 1) % 10 == 0:
                 bar.set_postfix({k: f"{v.item():.4f}" for k, v in logged.items()}, refresh=False)
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop:
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop or step + 1 in cfg.snapshots:
                 writer_file.flush()
                 generators = _gather_generators(g, world_size)
                 loss_generators = _gather_generators(loss_g, world_size)
                 if rank == 0:
-                    _save_checkpoint(ckpt_path, model, opt, sched, step + 1, generators, cfg, critic, critic_opt,
-                                     loss_generators)
+                    for path in (ckpt_path, *([snapshot_path(run_dir, step + 1)] if step + 1 in cfg.snapshots
+                                              else [])):
+                        _save_checkpoint(path, model, opt, sched, step + 1, generators, cfg, critic, critic_opt,
+                                         loss_generators, averaged)
                 if world_size > 1:
                     dist.barrier()
                 last_checkpoint = step + 1
         bar.close()
     model.eval()
+    if averaged is not None and stop == cfg.iterations:
+        model.load_state_dict(averaged)
     if critic:
         critic.module.eval()
     return TrainResult(model, run_dir, max(0, stop - start), time.perf_counter() - t0,

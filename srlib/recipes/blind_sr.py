@@ -50,7 +50,7 @@ from torch import nn
 from srlib.data import PatchSampler, crop_patches
 from srlib.degradation import CDSR_CLEAN_PROB, DegradationSpace, apply_batch, cdsr_variance_range
 from srlib.profiles import BlindSizes, Profile
-from srlib.runs import RunId, RunSpec, TrainData
+from srlib.runs import RunId, RunSpec, TrainData, ladder
 from srlib.train import Batch, TrainConfig
 
 PAPER = "blind"
@@ -349,9 +349,18 @@ def run_name(run_id: RunId) -> str:
     return {"cd": "DASR", "d": "DASR D", "c": "DASR C"}[positive]
 
 
+LADDER_RUNS = ("DASR", "CDSR", "DASR const")
+"""The runs of claims D1 (CDSR > DASR on CDSR's anisotropic protocol) and D0 (DASR > its non-blind same-trunk
+control), laddered in a ``ladder`` profile (DASR's encoder warm-up trains on its own schedule first)."""
+
+
 def runs(profile: Profile) -> list[RunSpec]:
     """Every blind run of ``profile``: :data:`RUNS` for ``profile.blind.scales`` x ``profile.seeds`` (the Table 1
-    runs "DASR D" / "DASR C" at x4 only; "DASR-n25" at the scales CRL-SR also trains)."""
+    runs "DASR D" / "DASR C" at x4 only; "DASR-n25" at the scales CRL-SR also trains). In a ladder profile: the
+    joint stages of :data:`LADDER_RUNS` at x4 laddered, for every seed."""
+    if profile.ladder:
+        return [b for seed in profile.seeds for name in LADDER_RUNS
+                for b in ladder(RUN_BUILDERS[name](profile, 4, seed), profile.ladder)]
     out = []
     for scale in profile.blind.scales:
         for seed in profile.seeds:

@@ -39,7 +39,7 @@ from torch import nn
 from srlib.degradation import DegradationSpace
 from srlib.losses import contrastive as C
 from srlib.profiles import Profile
-from srlib.runs import RunId, RunSpec, TrainData
+from srlib.runs import RunId, RunSpec, TrainData, ladder
 from srlib.train import Batch, TrainConfig
 
 TAU = 0.07
@@ -180,10 +180,18 @@ def rcan_run(profile: Profile, scale: int, seed: int) -> RunSpec:
     )
 
 
+LADDER_VARIANTS = ("a", "b", "c", "d", "f")
+"""The Table 1 variants of claims C1-C4 (d > a, b > a, b > c, f best), laddered in a ``ladder`` profile."""
+
+
 def runs(profile: Profile) -> list[RunSpec]:
     """Every CRL-SR run of ``profile``: the six Table 1 variants at x4 and the full model, the baseline and RCAN at
     each of ``profile.crl.scales``, for every seed. (The DASR rows of CRL-SR's tables are blind runs with CRL-SR's
-    training distribution: :func:`srlib.recipes.blind_sr.runs` lists them.)"""
+    training distribution: :func:`srlib.recipes.blind_sr.runs` lists them.) In a ladder profile: the branches of
+    :data:`LADDER_VARIANTS` at x4 for every seed."""
+    if profile.ladder:
+        return [b for seed in profile.seeds for k in LADDER_VARIANTS
+                for b in ladder(variant_run(k, profile, 4, seed), profile.ladder)]
     out = []
     for scale in profile.crl.scales:
         for seed in profile.seeds:

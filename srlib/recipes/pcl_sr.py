@@ -36,7 +36,7 @@ from srlib.archs.pcl_embed import PCLDiscriminator
 from srlib.archs.vgg import VGG16Features
 from srlib.losses.pcl import dual_contrastive_d_loss, pcl_loss
 from srlib.profiles import PCLSizes, Profile
-from srlib.runs import RunId, RunSpec, TrainData
+from srlib.runs import RunId, RunSpec, TrainData, ladder
 from srlib.train import Batch, Critic, TrainConfig, build_model, degraded_patches
 
 PAPER = "pcl-sr"
@@ -270,10 +270,19 @@ def arm_run(arm: Arm, network: str, profile: Profile, seed: int) -> RunSpec:
                    desc=f"{network} {arm.label} s{seed}", **_common(profile, network))
 
 
+LADDER_ARMS = ("control", "pcl")
+"""The arms of claims P1 and P6 (+PCL vs the base; vs the L1 control of the same fine-tuning), laddered in a ``ladder``
+profile."""
+
+
 def runs(profile: Profile) -> list[RunSpec]:
     """Every PCL-SR run of ``profile``: per seed, for each of ``profile.pcl.networks`` the base and the three arms
     (:data:`ARMS`; notebook 03), and on RCAN the base and every PCL Table 4 configuration (:data:`TABLE4`; notebook
-    05; configs 1, 6 and 6r are the control, +PCL and released arms: the same runs)."""
+    05; configs 1, 6 and 6r are the control, +PCL and released arms: the same runs). In a ladder profile: the
+    fine-tuning of :data:`LADDER_ARMS` laddered (each from its base, pretrained on its own schedule)."""
+    if profile.ladder:
+        return [b for seed in profile.seeds for network in profile.pcl.networks for key in LADDER_ARMS
+                for b in ladder(arm_run(ARMS[key], network, profile, seed), profile.ladder)]
     out = []
     for seed in profile.seeds:
         for network in profile.pcl.networks:
