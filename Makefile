@@ -26,9 +26,11 @@ $(STAMP): pyproject.toml
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	touch $(STAMP)
 
-# Reruns only the notebooks whose results `srlib status` finds stale (or that never ran); FORCE=1 reruns all.
+# Reruns only the notebooks whose results `srlib status` finds stale (or that never ran); FORCE=1 reruns all. Then
+# gathers every profile's claims into results/claims.csv + results/claims_vs_compute.png and the README's findings.
 reproduce: setup
 	$(PY) -m srlib.pipeline --profile $(PROFILE) $(if $(FORCE),--force,--stale)
+	$(PY) -m srlib.evidence --results results --readme README.md
 
 lint: setup
 	$(VENV)/bin/ruff check srlib tests benchmarks notebooks

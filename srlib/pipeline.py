@@ -45,7 +45,7 @@ from srlib.locks import path_lock
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
 
-def notebook_paths(notebook_dir: Path, only: list[str] | None = None) -> list[Path]:
+def notebook_paths(notebook_dir: Path, only=None) -> list[Path]:
     """Numbered notebooks in order; ``only`` keeps those whose name starts with one of the given prefixes."""
     paths = sorted(notebook_dir.glob(NOTEBOOK_GLOB))
     if only:
@@ -209,7 +209,7 @@ def run(
     prof = profiles.resolve(profile)
     root = (root or profiles.repo_root() or Path.cwd()).resolve()
     notebook_dir = root / "notebooks"
-    paths = notebook_paths(notebook_dir, only)
+    paths = notebook_paths(notebook_dir, only or prof.notebooks)  # a ladder profile runs notebook 07 only
     final = root / "results" / prof.name
     # Two pipelines on one results folder would share .staging and overwrite each other's manifest: the second waits.
     # (The lock file goes into the git-ignored executed/ folder: results/<profile>/executed/.pipeline.lock.)

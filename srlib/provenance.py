@@ -12,7 +12,8 @@
   imports, read statically, restricted to :data:`TABLE_CODE` and :data:`TABLE_CODE_FUNCTIONS`).
   Table code is what turns trained models and test images into numbers and pictures: :mod:`srlib.methods`,
   :mod:`srlib.metrics`, :mod:`srlib.reference` (with its CSV files), :mod:`srlib.evaluate`, :mod:`srlib.tables`,
-  :mod:`srlib.embeddings`, :mod:`srlib.viz`, :mod:`srlib.widgets`, :mod:`srlib.inference`, :mod:`srlib.claims`, and also
+  :mod:`srlib.embeddings`, :mod:`srlib.viz`, :mod:`srlib.widgets`, :mod:`srlib.inference`, :mod:`srlib.claims`,
+  :mod:`srlib.evidence` and :mod:`srlib.flops` (the compute axis of the claims), and also
   :mod:`srlib.degradation`, :mod:`srlib.data`, :mod:`srlib.imgutil` and :mod:`srlib.pcl`, which make the test LR
   images, load the test sets and draw PCL's samples (so they are training code and table code at once). Training
   code (recipes, architectures, losses, trainer) enters through the runs' fingerprints, not here; modules that never
@@ -47,7 +48,7 @@ ENV_FILE = "SRLIB_PROVENANCE"
 
 TABLE_CODE = ("srlib.methods", "srlib.metrics", "srlib.reference", "srlib.evaluate", "srlib.tables",
               "srlib.embeddings", "srlib.viz", "srlib.widgets", "srlib.inference", "srlib.degradation", "srlib.data",
-              "srlib.imgutil", "srlib.pcl", "srlib.claims")
+              "srlib.imgutil", "srlib.pcl", "srlib.claims", "srlib.evidence", "srlib.flops")
 """Modules (a package: all its modules, and for :mod:`srlib.reference` its CSV files) that turn models and test
 images into tables and figures."""
 
@@ -57,14 +58,15 @@ images are evaluated, the denormal setting of evaluation, the loss logs behind t
 
 NOT_RESULT_CODE = ("srlib", "srlib.__main__", "srlib.cli", "srlib.pipeline", "srlib.provenance", "srlib.status",
                    "srlib.session", "srlib.profiles", "srlib.export", "srlib.checkpoint", "srlib.locks",
-                   "srlib.fileio", "srlib.distributed", "srlib.flops", "srlib.train_command")
-"""Modules that change no number: the command line, the runner, I/O and locks, FLOP counting, the session glue.
+                   "srlib.fileio", "srlib.distributed", "srlib.train_command")
+"""Modules that change no number: the command line, the runner, I/O and locks, the session glue.
 A profile's sizes are compared as values (the manifest's ``profile``), not as the source of :mod:`srlib.profiles`."""
 
 NON_RESULT_FIELDS = ("cell_timeout", "train_only")
 """Profile fields that change no output (papermill's cell timeout, ``srlib train``'s default selection)."""
 
-INPUTS: dict[str, tuple[str, ...]] = {"06_tables": ("tables/*.csv",)}
+INPUTS: dict[str, tuple[str, ...]] = {"06_tables": ("tables/*.csv",),
+                                      "07_claims": ("tables/*_claim.csv", "tables/*_claims.csv", "tables/*_gains.csv")}
 """Notebooks that read earlier notebooks' results, by notebook name: globs relative to ``results/<profile>/``.
 Such a notebook is stale whenever a file it read changed or the notebook that writes it is stale."""
 

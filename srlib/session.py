@@ -78,6 +78,17 @@ class Session:
         return results
 
 
+    def parents(self, paper: str, progress: bool = True, **fields) -> Results:
+        """The runs that the profile's runs of ``paper`` matching ``fields`` start from (PCL-SR's pretrained bases,
+        DASR's encoder warm-up), loaded or trained like :meth:`train`."""
+        from srlib.provenance import record_runs
+
+        specs = list({s.parent.id: s.parent for s in self.specs(paper, **fields) if s.parent is not None}.values())
+        results = train_all(specs, self.runs, self.data_root, self.device, progress)
+        record_runs(specs, results, self.device)
+        return results
+
+
 def setup(profile: str | Profile | None = None, data_root: str | os.PathLike | None = None,
           results_dir: str | os.PathLike | None = None, interactive: bool | str | None = None,
           show: str | None = None, device: str = "auto") -> Session:

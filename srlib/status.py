@@ -40,6 +40,9 @@ from srlib import provenance as P
 ALLOWANCE = "STALE.md"
 NO_PROVENANCE = "not recorded by a manifest with fingerprints (made before provenance existed)"
 RESULT_FOLDERS = ("tables", "figures")
+RESULT_FILES = ("claims.csv",)
+"""Result files at the top of ``results/<profile>/`` (notebook 07's claims table, read by ``python -m
+srlib.evidence``), checked like the files under :data:`RESULT_FOLDERS`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,15 +78,16 @@ class ProfileStatus:
                 "notes": list(self.notes), "allowance": self.allowance}
 
 
-def _notebooks(root: Path) -> dict[str, Path]:
-    from srlib.pipeline import NOTEBOOK_GLOB
+def _notebooks(root: Path, prof) -> dict[str, Path]:
+    """The notebooks the profile runs (``Profile.notebooks``: a ladder profile runs notebook 07 only)."""
+    from srlib.pipeline import notebook_paths
 
-    return {p.stem: p for p in sorted((root / "notebooks").glob(NOTEBOOK_GLOB))}
+    return {p.stem: p for p in notebook_paths(root / "notebooks", prof.notebooks)}
 
 
 def _result_files(results: Path) -> list[str]:
-    return sorted(p.relative_to(results).as_posix() for d in RESULT_FOLDERS for p in (results / d).rglob("*")
-                  if p.is_file())
+    return sorted([p.relative_to(results).as_posix() for d in RESULT_FOLDERS for p in (results / d).rglob("*")
+                   if p.is_file()] + [f for f in RESULT_FILES if (results / f).is_file()])
 
 
 def _changed(old: dict[str, str], new: dict[str, str]) -> list[str]:
@@ -230,7 +234,7 @@ def check(profile: str, results: str | os.PathLike | None = None, root: str | os
     manifest_path = results / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     entries = manifest.get("notebooks", {})
-    notebooks = _notebooks(root)
+    notebooks = _notebooks(root, prof)
     checker = _Checker(prof, results, data_root, require_data)
 
     reasons: dict[str, list[str]] = {}
@@ -276,7 +280,7 @@ def check(profile: str, results: str | os.PathLike | None = None, root: str | os
         if why:
             stale[rel] = tuple(f"{name}: {w}" for w in why)
     for rel, name in made_by.items():
-        if not (results / rel).exists() and rel.split("/")[0] in RESULT_FOLDERS:
+        if not (results / rel).exists() and (rel.split("/")[0] in RESULT_FOLDERS or rel in RESULT_FILES):
             stale[rel] = (f"{name}: missing (the notebook wrote it; the results folder lacks it)",)
     allowance = results / ALLOWANCE
     return ProfileStatus(
