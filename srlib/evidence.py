@@ -349,7 +349,7 @@ def plot_claim(frame: pd.DataFrame, claim_id: str, ax=None):
     if len(paper):
         ax.axhline(float(paper.mean()), color="tab:blue", ls="--", lw=1.0, label="paper")
     scopes = sorted(rows.scope.unique())
-    for i, (_, r) in enumerate(rows.iterrows()):
+    for _, r in rows.iterrows():
         x = r.train_flops * (1.0 + 0.06 * (scopes.index(r.scope) - (len(scopes) - 1) / 2))
         ax.errorbar([x], [r.effect], yerr=[[r.effect - r.ci_low], [r.ci_high - r.effect]], fmt=MARKERS[r.verdict],
                     color=COLOURS[r.verdict], ms=5, capsize=2, lw=1)

@@ -60,9 +60,8 @@ def test_profile_claims_reads_every_claim_table_under_its_stable_id(tmp_path):
 
 def test_flops_grow_with_the_rung_and_count_the_parent():
     prof = replace(profiles.resolve("smoke"), ladder=(10, 40))
-    from srlib.recipes import all_runs
-
     from srlib.flops import run_flops, step_flops
+    from srlib.recipes import all_runs
 
     specs = all_runs(prof)
     for cid in ("C1", "P6", "D1"):
