@@ -14,7 +14,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PIPELINE_PARAMETERS = {"profile", "results_dir", "interactive", "data_root"}
 #: The notebooks DESIGN.md lays out, in pipeline order (adding one means adding it here and there).
 EXPECTED = ("00_degradation_explorer", "01_cde_training", "02_cfr_training", "03_pcl_training",
-            "04_blind_baselines", "05_ablations", "06_tables")
+            "04_blind_baselines", "05_ablations", "06_tables", "07_claims")
 
 
 def test_the_designed_notebooks_exist_and_the_pipeline_runs_them_in_order():
