@@ -156,7 +156,8 @@ class Profile:
         precision: training precision of every run (``"fp32"``; ``"bf16"``: autocast with float32 master weights,
             :mod:`srlib.train`); ``srlib train --precision`` overrides it. Evaluation is always float32.
         train_only: globs of run folder names (:attr:`srlib.runs.RunId.slug`) that ``srlib train`` trains when no
-            ``--only`` is given (empty: every run of the profile).
+            ``--only`` is given and that notebooks ask for (:meth:`srlib.session.Session.specs`; empty: every run
+            of the profile).
         ladder: budgets (stable-phase steps) of a budget-ladder profile: each recipe then lists, instead of its
             table runs, the arms of its paper's claims as ladder branches (:func:`srlib.runs.ladder`), and the
             pipeline runs only ``notebooks``. Empty: the profile trains each run on its own schedule.
@@ -229,6 +230,8 @@ PROFILES = {
         BlindSizes((4,), 32, 32, 2, 2, 2, 128, 256, warmup_iterations=400, iterations=1600, batch_size=8, lr_patch=24,
                    eval_sets=("Set5", "Set14"), eval_kernels=3),
         precision="bf16",
+        # CRL-SR's variant c (InfoNCE CFR, claim C3) is left out to fit one working session on 2 cores
+        train_only=("crl-sr-crl-[abdf]-*", "pcl-sr-*", "blind-*"),
         ladder=(100, 400, 1600),
         notebooks=("07",),
     ),

@@ -8,6 +8,7 @@ and the profile's runs of a paper on demand.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,10 @@ class Session:
 
         if paper not in PAPERS:
             raise ValueError(f"unknown paper {paper!r}; choose from {list(PAPERS)}")
-        return select(PAPERS[paper].runs(self.profile), **fields)
+        specs = PAPERS[paper].runs(self.profile)
+        if self.profile.train_only:  # the profile trains (and its notebooks read) only these runs
+            specs = [s for s in specs if any(fnmatch.fnmatch(s.id.slug, g) for g in self.profile.train_only)]
+        return select(specs, **fields)
 
     def train(self, paper: str, progress: bool = True, **fields) -> Results:
         """Load the finished runs of ``paper`` matching ``fields`` and train the missing ones (``srlib train`` trains
