@@ -1,7 +1,11 @@
 """bf16 parity check: the same runs trained in fp32 and in bf16 (autocast, fp32 master weights), paired by seed.
 
     python benchmarks/bf16_parity.py [--profile small] [--runs 'pcl-sr-pcl-base-EDSR-S-*'] [--seeds 0 1 2]
+    python benchmarks/bf16_parity.py --profile large --runs 'pcl-sr-pcl-l1-EDSR-S-x4-s{seed}-finetune-b1600' \
+        --seeds 0 --sets Set5 Set14 B100
 
+A ``{seed}`` in ``--runs`` selects each seed's own run of the profile (ladder branches, runs whose training seed is
+not the id's seed); without it the one selected run is re-seeded.
 Trains (or loads) the selected run of the profile for each seed in both precisions (in the profile's runs folder),
 evaluates each in float32 on Set5 and Set14 at x4 bicubic (PSNR on Y, as every table) and prints, per set, the mean
 and sample standard deviation over seeds of bf16 - fp32. The rule (DESIGN.md): bf16 may become a profile's precision
@@ -36,12 +40,15 @@ def main() -> None:
     sets = evaluate.evaluation_sets(prof, None, tuple(args.sets))
     rows = []
     for precision in ("fp32", "bf16"):
-        (spec,) = selected_runs(prof.name, only=[args.runs], precision=precision)
         for seed in args.seeds:
-            seeded = replace(spec, id=replace(spec.id, seed=seed), config=replace(spec.config, seed=seed))
+            if "{seed}" in args.runs:
+                (seeded,) = selected_runs(prof.name, only=[args.runs.format(seed=seed)], precision=precision)
+            else:
+                (spec,) = selected_runs(prof.name, only=[args.runs], precision=precision)
+                seeded = replace(spec, id=replace(spec.id, seed=seed), config=replace(spec.config, seed=seed))
             (result,) = train_all([seeded], profiles.runs_dir(prof), progress=False).values()
             m = evaluate.measure({precision: {seed: evaluate.model_upscaler(result.model)}}, sets,
-                                 [Degradation(spec.config.scale)], desc=f"{precision} s{seed}")
+                                 [Degradation(seeded.config.scale)], desc=f"{precision} s{seed}")
             for dataset, v in m[m.metric == "psnr"].groupby("dataset").value.mean().items():
                 rows.append({"precision": precision, "seed": seed, "dataset": dataset, "psnr": v})
                 print(precision, seed, dataset, round(v, 4), result.run_dir.name, flush=True)
