@@ -356,14 +356,18 @@ def plot_claim(frame: pd.DataFrame, claim_id: str, ax=None):
                     color=COLOURS[r.verdict], ms=5, capsize=2, lw=1)
         ax.annotate(r.verdict[0].upper(), (x, r.ci_high), textcoords="offset points", xytext=(0, 2), ha="center",
                     fontsize=8, color=COLOURS[r.verdict])
+    from matplotlib.ticker import NullFormatter
+
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels of a narrow range overlap
+    ax.margins(x=0.2, y=0.15)
     ax.set_xlabel("training FLOPs of one seed")
     ax.set_ylabel(f"effect ({rows.metric.iloc[0] if len(rows) else ''})")
     c = CLAIMS[claim_id]
-    ax.set_title(f"{claim_id} ({c.paper}): {_wrap(c.text, 48)}", fontsize=9)
-    for (rung, flops) in rows.groupby("rung").train_flops.min().items():
-        ax.annotate(rung, (flops, 0), textcoords="offset points", xytext=(0, -10), ha="center", fontsize=7,
-                    color="0.35")
+    ax.set_title(f"{claim_id} ({c.paper}): {_wrap(c.text, 44)}", fontsize=9)
+    for (rung, flops) in rows.groupby("rung").train_flops.min().items():  # rung names along the bottom edge
+        ax.annotate(rung, (flops, 0.02), xycoords=("data", "axes fraction"), ha="center", va="bottom",
+                    rotation=90, fontsize=7, color="0.35")
     return ax
 
 
@@ -380,7 +384,7 @@ def plot_claims(frame: pd.DataFrame, claim_ids=None):
     ids = [c for c in CLAIMS if c in set(frame.claim_id)] if claim_ids is None else list(claim_ids)
     cols = min(3, max(1, len(ids)))
     rows = max(1, math.ceil(len(ids) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.6 * rows), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.8 * rows), layout="constrained", squeeze=False)
     for ax, cid in zip(axes.flat, ids, strict=False):
         plot_claim(frame, cid, ax)
     for ax in list(axes.flat)[len(ids):]:
