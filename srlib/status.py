@@ -117,8 +117,10 @@ class _Checker:
     def spec(self, run_id):
         if self._specs is None:
             from srlib import recipes
+            from srlib.runs import ordered
 
-            self._specs = {s.id: s for s in recipes.all_runs(self.prof)}
+            # with the parents and ladder trunks they start from (notebook 07 reads PCL-SR's bases)
+            self._specs = {s.id: s for s in ordered(recipes.all_runs(self.prof))}
         return self._specs.get(run_id)
 
     def fingerprint(self, spec) -> str:
