@@ -293,7 +293,7 @@ def _read_run(run_dir: str | os.PathLike) -> tuple[ModelInfo, dict]:
                      metrics=_read_json(metrics_path) if metrics_path.is_file() else None,
                      final_losses=_final_losses(run_dir / LOSSES_FILE),
                      step=step if isinstance(step, int) else None)
-    return info, ckpt["model"]
+    return info, ckpt.get("ema") or ckpt["model"]  # a run that keeps an EMA (ladder branches) is evaluated with it
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[nn.Module, ModelInfo]:

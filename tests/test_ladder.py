@@ -137,3 +137,12 @@ def test_large_profile_ladders_every_claim_arm():
         specs = recipe.runs(prof)
         assert specs and all(s.id.budget in prof.ladder and s.branch_of is not None for s in specs), paper
         assert {s.id.seed for s in specs} == set(prof.seeds)
+
+
+def test_export_of_a_branch_holds_its_ema_weights(tmp_path):
+    """``srlib export`` / ``upscale --run`` load what the tables evaluated: the branch's averaged weights."""
+    from srlib.export import load_run
+
+    result = train_all(ladder(spec(), [10]), tmp_path, images=images(), progress=False).one()
+    model, _ = load_run(result.run_dir)
+    assert same(model.state_dict(), weights(result))
