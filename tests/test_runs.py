@@ -106,7 +106,7 @@ def test_train_all_trains_missing_runs_once_and_writes_run_json(tmp_path):
     assert len(bases) == 1 and (bases[0] / "checkpoint.pt").exists()
     info = run_info(first[specs[0].id].run_dir)
     assert info["id"] == {"paper": "pcl-sr", "method": "pcl-l1", "network": "EDSR-S", "scale": 4, "seed": 0,
-                          "stage": "finetune", "arm": ""}
+                          "stage": "finetune", "arm": "", "rung": ""}
     assert info["arch"]["name"] == "EDSR" and info["parent_folder"] == bases[0].name
     again = train_all(specs, tmp_path, progress=False)
     assert all(r.steps_run == 0 for r in again.values())
