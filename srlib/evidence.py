@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +79,16 @@ content-controlled kernel accuracy of at least ``chance + GATE * (1 - chance)`` 
 def encoder_gate(accuracy: float, chance: float) -> bool:
     """Whether a degradation encoder separates kernels "well above chance" (:data:`GATE`)."""
     return accuracy >= chance + GATE * (1.0 - chance)
+
+
+def _cell_scope(row: dict) -> str:
+    """The scope of a CDSR Table 2 claim row: ``all`` for the pooled row, else ``"<set> x<scale> <setting>"``."""
+    return "all" if row["dataset"] == "all" else f"{row['dataset']} x{row['scale']} {row['setting']}"
+
+
+def measured_ids(frame: pd.DataFrame) -> list[str]:
+    """The claim ids that ``frame`` holds rows of, in :data:`CLAIMS` order."""
+    return [c for c in CLAIMS if c in set(frame.claim_id)]
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -154,10 +163,8 @@ def profile_claims(profile, tables: str | os.PathLike) -> pd.DataFrame:
             rows.append({**r, "scope": "Set14 crl-sv", "metric": "psnr"})
     if (tables / "cdsr_table2_claim.csv").exists():
         for r in pd.read_csv(tables / "cdsr_table2_claim.csv", dtype={"scale": str}).to_dict("records"):
-            cid = r["claim_id"].split()[0]
             if r["claim_id"] in ("D1", "D0 DASR"):
-                scope = "all" if r["dataset"] == "all" else f"{r['dataset']} x{r['scale']} {r['setting']}"
-                rows.append({**r, "claim_id": cid, "scope": scope, "metric": "psnr"})
+                rows.append({**r, "claim_id": r["claim_id"].split()[0], "scope": _cell_scope(r), "metric": "psnr"})
     for name in ("pcl_gains.csv", "pcl_table4_gains.csv"):
         if (tables / name).exists():
             for r in pd.read_csv(tables / name).to_dict("records"):
@@ -180,15 +187,6 @@ def profile_claims(profile, tables: str | os.PathLike) -> pd.DataFrame:
 # Claims of a ladder profile (notebook 07 trains and measures them)
 # ---------------------------------------------------------------------------------------------------------------------
 
-def models_by_seed(results: Mapping) -> dict:
-    """``{seed: model}`` of ``{RunId: TrainResult}`` (one run per seed, e.g. the PCL-SR bases)."""
-    return {k.seed: r.model for k, r in results.items()}
-
-
-def _at(results, rung: str):
-    return results.where(rung=rung)
-
-
 def crl_rung(profile, results, data_root=None, cache=None) -> list[dict]:
     """C1-C4 measured on the CRL-SR ladder branches ``results`` of one rung (:func:`srlib.methods.crl_sr.
     evaluate_ablation`: Set14 x4 under the spatially variant ramp, with bicubic for the learned check)."""
@@ -196,29 +194,28 @@ def crl_rung(profile, results, data_root=None, cache=None) -> list[dict]:
 
     models = {(k.method.removeprefix("crl-"), k.seed): r.model for k, r in results.items()}
     _, claims = crl_sr.evaluate_ablation(profile, models, data_root, cache)
-    claims = claims[claims.n_seeds > 0]  # a claim whose variants were not trained in this profile (C3 in large)
     return [{**r, "scope": "Set14 crl-sv", "metric": "psnr"} for r in claims.to_dict("records")]
 
 
 def pcl_rung(profile, results, bases, data_root=None, cache=None) -> list[dict]:
     """P1, P2 and P6 on one rung of the PCL-SR ladder: the +PCL and L1-control branches ``results`` and their common
-    pretrained ``bases`` ({seed: model}), on every test set of the profile x4 (PSNR and LPIPS, paired by seed and
-    image, pooled over the sets: ``scope`` all)."""
+    pretrained ``bases`` (``{RunId: TrainResult}``), on every test set of the profile x4 (PSNR and LPIPS, paired by
+    seed and image, pooled over the sets: ``scope`` all), rows named as in PCL Tables 2-3
+    (:func:`srlib.methods.pcl_sr.row_results`)."""
     from srlib.degradation import Degradation
     from srlib.evaluate import bicubic_upscaler, evaluation_sets, measure, model_upscalers
     from srlib.methods import pcl_sr
     from srlib.metrics import LPIPS
     from srlib.reference import load_reference
 
-    labels = {"pcl-" + pcl_sr.arm_slug(a): a.label for a in pcl_sr.ARMS.values()}
-    models = {(labels[k.method], k.seed): r.model for k, r in results.items()}
-    models.update({("base", seed): m for seed, m in bases.items()})
-    methods = {"Bicubic": {profile.seeds[0]: bicubic_upscaler(pcl_sr.SCALE)}, **model_upscalers(models)}
+    network = profile.pcl.networks[0]
+    rows = pcl_sr.row_results({**results, **bases})
+    methods = {"Bicubic": {profile.seeds[0]: bicubic_upscaler(pcl_sr.SCALE)},
+               **model_upscalers({k: r.model for k, r in rows.items()})}
     measured = measure(methods, evaluation_sets(profile, data_root), [Degradation(pcl_sr.SCALE)], cache=cache,
                        desc="PCL-SR claims", extra_metrics={"lpips": LPIPS("alex")})
     ref = load_reference("PCL-SR", "Table 2").pipe(lambda t: t[t.dataset.isin(set(measured.dataset))])
     ref3 = load_reference("PCL-SR", "Table 3").pipe(lambda t: t[t.dataset.isin(set(measured.dataset))])
-    network = profile.pcl.networks[0]
 
     def paper(table, metric):  # the paper's +PCL - base, mean over the test sets we measure (NaN: none of them)
         cell = table[table.metric == metric].pivot_table(index="dataset", columns="method", values="value")
@@ -226,13 +223,11 @@ def pcl_rung(profile, results, bases, data_root=None, cache=None) -> list[dict]:
             return math.nan
         return float((cell[f"{network} +PCL"] - cell[network]).mean())
 
-    rows = []
-    for cid, better, worse, metric, p in (("P1", "+PCL", "base", "psnr", paper(ref, "psnr")),
-                                          ("P2", "+PCL", "base", "lpips", paper(ref3, "lpips")),
-                                          ("P6", "+PCL", "+L1 control", "psnr", None)):
-        rows.append({"claim_id": cid, "scope": "all", "metric": metric,
-                     **claim_row(measured, better, worse, metric, p)})
-    return rows
+    (vs_control, vs_base, *_), _ = pcl_sr.claim_pairs(network)  # (+PCL, control), (+PCL, base), ...
+    return [{"claim_id": cid, "scope": "all", "metric": metric, **claim_row(measured, *pair, metric, p)}
+            for cid, pair, metric, p in (("P1", vs_base, "psnr", paper(ref, "psnr")),
+                                         ("P2", vs_base, "lpips", paper(ref3, "lpips")),
+                                         ("P6", vs_control, "psnr", None))]
 
 
 def encoder_accuracy(model, hr_images, scale: int, lr_patch: int, patches_per_image: int = 2, seed: int = 0):
@@ -267,7 +262,7 @@ def blind_rung(profile, results, data_root=None, cache=None) -> list[dict]:
         worst = min(encoders, key=lambda n: acc[n][0] - acc[n][1])
         a, c = acc[worst]
         r = {**r, "claim_id": r["claim_id"].split()[0], "metric": "psnr", "encoder_acc": a, "encoder_chance": c,
-             "scope": "all" if r["dataset"] == "all" else f"{r['dataset']} x{r['scale']} {r['setting']}"}
+             "scope": _cell_scope(r)}
         if not encoder_gate(a, c):
             r["verdict"] = "inconclusive"
             r["why"] = (f"{worst}'s degradation encoder does not separate kernels: content-controlled accuracy "
@@ -282,7 +277,7 @@ def ladder_claims(profile, crl=None, pcl=None, pcl_bases=None, blind=None, data_
 
     Args:
         crl, pcl, blind: the trained ladder branches of each paper (:class:`srlib.runs.Results`; None: skipped).
-        pcl_bases: {seed: pretrained base} of the PCL-SR branches (their parents).
+        pcl_bases: the pretrained bases of the PCL-SR branches (their parents: ``Session.parents("pcl-sr")``).
     """
     from srlib.recipes import all_runs
 
@@ -292,11 +287,11 @@ def ladder_claims(profile, crl=None, pcl=None, pcl_bases=None, blind=None, data_
         rung = f"b{budget}"
         part = []
         if crl is not None:
-            part += crl_rung(profile, _at(crl, rung), data_root, cache)
+            part += crl_rung(profile, crl.where(rung=rung), data_root, cache)
         if pcl is not None:
-            part += pcl_rung(profile, _at(pcl, rung), pcl_bases, data_root, cache)
+            part += pcl_rung(profile, pcl.where(rung=rung), pcl_bases, data_root, cache)
         if blind is not None:
-            part += blind_rung(profile, _at(blind, rung), data_root, cache)
+            part += blind_rung(profile, blind.where(rung=rung), data_root, cache)
         for r in part:
             steps, flops = claim_flops(specs, r["claim_id"], rung)
             rows.append({**r, "profile": profile.name, "rung": f"{profile.name}/{rung}", "steps": steps,
@@ -341,6 +336,9 @@ def plot_claim(frame: pd.DataFrame, claim_id: str, ax=None):
     coloured by verdict (o supported, v contradicted, s inconclusive; the verdict's initial beside it), the paper's
     effect as a dashed line and 0 as a solid one."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    from srlib.viz import _wrap as wrap
 
     rows = headline(frame[frame.claim_id == claim_id]).dropna(subset=["train_flops", "effect"])
     if ax is None:
@@ -356,32 +354,24 @@ def plot_claim(frame: pd.DataFrame, claim_id: str, ax=None):
                     color=COLOURS[r.verdict], ms=5, capsize=2, lw=1)
         ax.annotate(r.verdict[0].upper(), (x, r.ci_high), textcoords="offset points", xytext=(0, 2), ha="center",
                     fontsize=8, color=COLOURS[r.verdict])
-    from matplotlib.ticker import NullFormatter
-
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels of a narrow range overlap
     ax.margins(x=0.2, y=0.15)
     ax.set_xlabel("training FLOPs of one seed")
     ax.set_ylabel(f"effect ({rows.metric.iloc[0] if len(rows) else ''})")
     c = CLAIMS[claim_id]
-    ax.set_title(f"{claim_id} ({c.paper}): {_wrap(c.text, 44)}", fontsize=9)
+    ax.set_title(f"{claim_id} ({c.paper}): {wrap(c.text, 44)}", fontsize=9)
     for (rung, flops) in rows.groupby("rung").train_flops.min().items():  # rung names along the bottom edge
         ax.annotate(rung, (flops, 0.02), xycoords=("data", "axes fraction"), ha="center", va="bottom",
                     rotation=90, fontsize=7, color="0.35")
     return ax
 
 
-def _wrap(text: str, width: int) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width))
-
-
 def plot_claims(frame: pd.DataFrame, claim_ids=None):
     """:func:`plot_claim` for every claim of ``frame`` (or ``claim_ids``) in one grid figure."""
     import matplotlib.pyplot as plt
 
-    ids = [c for c in CLAIMS if c in set(frame.claim_id)] if claim_ids is None else list(claim_ids)
+    ids = measured_ids(frame) if claim_ids is None else list(claim_ids)
     cols = min(3, max(1, len(ids)))
     rows = max(1, math.ceil(len(ids) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.8 * rows), layout="constrained", squeeze=False)
@@ -402,7 +392,7 @@ def markdown(frame: pd.DataFrame) -> str:
         lines.append(f"| {r.claim_id} | {r.rung} | {r.steps:.0f} | {r.train_flops:.2g} | {r.scope} | "
                      f"{r.effect:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] {r.metric} | {paper} | **{r.verdict}**"
                      f"{'' if r.verdict == 'supported' else ': ' + str(r.why)} |")
-    missing = [c for c in CLAIMS if c not in set(frame.claim_id)]
+    missing = [c for c in CLAIMS if c not in measured_ids(frame)]
     if missing:
         lines += ["", "Not measured at any rung yet: " + "; ".join(f"{c} ({CLAIMS[c].paper}: {CLAIMS[c].text})"
                                                                   for c in missing) + "."]
@@ -427,7 +417,7 @@ def write_summary(results_root: str | os.PathLike, readme: str | os.PathLike | N
         fig = plot_claims(frame)
         save_figure(fig, root / "claims_vs_compute.png")
         plt.close(fig)
-        for cid in [c for c in CLAIMS if c in set(frame.claim_id)]:
+        for cid in measured_ids(frame):
             fig = plot_claim(frame, cid).figure
             save_figure(fig, root / "figures" / f"claim_{cid}.png")
             plt.close(fig)

@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from srlib import profiles
@@ -45,7 +46,7 @@ from srlib.locks import path_lock
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
 
-def notebook_paths(notebook_dir: Path, only=None) -> list[Path]:
+def notebook_paths(notebook_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
     """Numbered notebooks in order; ``only`` keeps those whose name starts with one of the given prefixes."""
     paths = sorted(notebook_dir.glob(NOTEBOOK_GLOB))
     if only:

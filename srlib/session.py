@@ -8,7 +8,6 @@ and the profile's runs of a paper on demand.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,34 +59,30 @@ class Session:
         return self.results / "tables"
 
     def specs(self, paper: str, **fields) -> list:
-        """The profile's runs of ``paper`` (``"crl-sr"``, ``"pcl-sr"``, ``"blind"``) whose ids match ``fields``."""
+        """The profile's runs of ``paper`` (``"crl-sr"``, ``"pcl-sr"``, ``"blind"``) whose ids match ``fields``: those
+        ``srlib train`` trains (:func:`srlib.train_command.selected_runs`: the profile's ``train_only`` when set)."""
         from srlib.recipes import PAPERS
+        from srlib.train_command import selected_runs
 
         if paper not in PAPERS:
             raise ValueError(f"unknown paper {paper!r}; choose from {list(PAPERS)}")
-        specs = PAPERS[paper].runs(self.profile)
-        if self.profile.train_only:  # the profile trains (and its notebooks read) only these runs
-            specs = [s for s in specs if any(fnmatch.fnmatch(s.id.slug, g) for g in self.profile.train_only)]
-        return select(specs, **fields)
+        return select(selected_runs(self.profile, [paper]), **fields)
 
     def train(self, paper: str, progress: bool = True, **fields) -> Results:
         """Load the finished runs of ``paper`` matching ``fields`` and train the missing ones (``srlib train`` trains
         them outside the notebook): ``{RunId: TrainResult}``. Under the pipeline the runs returned are recorded for the
         manifest's provenance (:func:`srlib.provenance.record_runs`)."""
-        from srlib.provenance import record_runs
-
-        specs = self.specs(paper, **fields)
-        results = train_all(specs, self.runs, self.data_root, self.device, progress)
-        record_runs(specs, results, self.device)
-        return results
-
+        return self._load(self.specs(paper, **fields), progress)
 
     def parents(self, paper: str, progress: bool = True, **fields) -> Results:
         """The runs that the profile's runs of ``paper`` matching ``fields`` start from (PCL-SR's pretrained bases,
         DASR's encoder warm-up), loaded or trained like :meth:`train`."""
+        return self._load(list({s.parent.id: s.parent for s in self.specs(paper, **fields)
+                                if s.parent is not None}.values()), progress)
+
+    def _load(self, specs: list, progress: bool) -> Results:
         from srlib.provenance import record_runs
 
-        specs = list({s.parent.id: s.parent for s in self.specs(paper, **fields) if s.parent is not None}.values())
         results = train_all(specs, self.runs, self.data_root, self.device, progress)
         record_runs(specs, results, self.device)
         return results

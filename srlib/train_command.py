@@ -35,10 +35,11 @@ from srlib.session import resolve_device
 from srlib.train import PRECISIONS, TrainResult
 
 
-def selected_runs(profile: str, papers=None, only=None, precision: str | None = None,
+def selected_runs(profile, papers=None, only=None, precision: str | None = None,
                   world_size: int = 1) -> list[RunSpec]:
     """The runs ``srlib train`` trains: the profile's runs of ``papers`` whose slug matches one of the ``only``
-    globs (default: the profile's ``train_only``), with the precision and world size applied."""
+    globs (default: the profile's ``train_only``), with the precision and world size applied. ``profile``: a name or
+    a :class:`srlib.profiles.Profile`."""
     prof = profiles.resolve(profile)
     specs = recipes.all_runs(prof, papers)
     globs = only or prof.train_only or [None]

@@ -119,6 +119,10 @@ def test_crl_ablation_claims_rows():
     assert out.paper_effect.tolist() == pytest.approx([0.46, 0.49, 0.24, 0.17])
     # every difference here is exact (CI = a point): C1's 0.2 dB lies below half the paper's 0.46, the rest above
     assert out.verdict.tolist() == ["contradicted", "supported", "supported", "supported"]
+    # a variant that was not measured (c in the `large` profile) leaves its claim out; the others are unchanged
+    without_c = crl_sr.ablation_claims(m[m.method != label["c"]]).set_index("claim_id")
+    assert list(without_c.index) == ["C1", "C2", "C4"]
+    assert without_c.effect.tolist() == out.loc[["C1", "C2", "C4"], "effect"].tolist()
 
 
 def test_pcl_gains_and_their_figure():

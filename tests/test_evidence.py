@@ -123,7 +123,7 @@ def test_ladder_claims_read_every_rung_of_a_trained_ladder(tmp_path):
     prof = replace(profiles.resolve("smoke"), ladder=(10, 20))
     trained = {p: train_all(r.runs(prof), tmp_path, progress=False) for p, r in PAPERS.items()}
     bases = train_all([s.parent for s in PAPERS["pcl-sr"].runs(prof)], tmp_path, progress=False)
-    frame = ev.ladder_claims(prof, crl=trained["crl-sr"], pcl=trained["pcl-sr"], pcl_bases=ev.models_by_seed(bases),
+    frame = ev.ladder_claims(prof, crl=trained["crl-sr"], pcl=trained["pcl-sr"], pcl_bases=bases,
                              blind=trained["blind"])
     head = ev.headline(frame)
     assert set(head.claim_id) == {"C1", "C2", "C3", "C4", "P1", "P2", "P6", "D0", "D1"}
