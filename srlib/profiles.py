@@ -220,8 +220,10 @@ PROFILES = {
     ),
     # Claims against compute on 2 CPU cores (notebook 07): small's networks in bf16, three seeds, each claim's arms
     # laddered from one warmup-stable-decay trajectory per arm and seed (budgets 100, 400, 1,600 steps, 16x, each
-    # cooled down over a tenth of its budget, EMA weights). `srlib train --profile large --paper P`: CRL-SR ~25 min,
-    # blind ~20 min, PCL-SR ~15 min (PCL's base pretrained 3,000 steps first: a converged shared base).
+    # cooled down over a tenth of its budget, EMA weights; PCL's base pretrained 3,000 steps first). Measured
+    # 2026-12-02, summed run time of single-thread processes sharing the 2 cores (steps' `seconds` in each run's
+    # losses.csv): `srlib train --profile large --paper P` CRL-SR 32 min (variants a, b, d, f), blind 53 min,
+    # PCL-SR 52 min; notebook 07 then measures every rung in 12 min.
     "large": Profile(
         "large", _STANDARD, (4,), None, (0, 1, 2), 4 * 3600, None, _TRAIN_291,
         CRLSizes((4,), 32, 4, 2, 2, 64, 128, iterations=1600, batch_size=8, lr_patch=24, lr=4e-4),
