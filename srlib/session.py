@@ -60,13 +60,12 @@ class Session:
 
     def specs(self, paper: str, **fields) -> list:
         """The profile's runs of ``paper`` (``"crl-sr"``, ``"pcl-sr"``, ``"blind"``) whose ids match ``fields``: those
-        ``srlib train`` trains (:func:`srlib.train_command.selected_runs`: the profile's ``train_only`` when set)."""
-        from srlib.recipes import PAPERS
-        from srlib.train_command import selected_runs
+        ``srlib train`` trains (:func:`srlib.recipes.selected`: the profile's ``train_only`` when set)."""
+        from srlib.recipes import PAPERS, selected
 
         if paper not in PAPERS:
             raise ValueError(f"unknown paper {paper!r}; choose from {list(PAPERS)}")
-        return select(selected_runs(self.profile, [paper]), **fields)
+        return select(selected(self.profile, [paper]), **fields)
 
     def train(self, paper: str, progress: bool = True, **fields) -> Results:
         """Load the finished runs of ``paper`` matching ``fields`` and train the missing ones (``srlib train`` trains

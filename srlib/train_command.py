@@ -30,7 +30,7 @@ from srlib.checkpoint import CheckpointError
 from srlib.fileio import WriteError
 from srlib.flops import GPU_TFLOPS, run_flops, step_flops
 from srlib.locks import LockTimeout, run_lock
-from srlib.runs import RunSpec, TrainingImages, matching, ordered, train_all
+from srlib.runs import RunSpec, TrainingImages, ordered, train_all
 from srlib.session import resolve_device
 from srlib.train import PRECISIONS, TrainResult
 
@@ -40,11 +40,7 @@ def selected_runs(profile, papers=None, only=None, precision: str | None = None,
     """The runs ``srlib train`` trains: the profile's runs of ``papers`` whose slug matches one of the ``only``
     globs (default: the profile's ``train_only``), with the precision and world size applied. ``profile``: a name or
     a :class:`srlib.profiles.Profile`."""
-    prof = profiles.resolve(profile)
-    specs = recipes.all_runs(prof, papers)
-    globs = only or prof.train_only or [None]
-    picked = [s for g in globs for s in matching(specs, g)]
-    unique = list({s.id: s for s in picked}.values())
+    unique = recipes.selected(profiles.resolve(profile), papers, only)
     changes = {"world_size": world_size, **({"precision": precision} if precision else {})}
     return [s.with_(**changes) for s in unique]
 

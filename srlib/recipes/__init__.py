@@ -16,3 +16,14 @@ def all_runs(profile, papers=None) -> list:
     if unknown:
         raise ValueError(f"unknown paper(s) {unknown}; choose from {list(PAPERS)}")
     return [spec for name in names for spec in PAPERS[name].runs(profile)]
+
+
+def selected(profile, papers=None, globs=None) -> list:
+    """The runs of ``profile`` for ``papers`` whose :attr:`srlib.runs.RunId.slug` matches one of the shell-style
+    ``globs`` (default: the profile's ``train_only``; all runs when that is empty), each once: what ``srlib train``
+    trains and what notebooks ask for."""
+    from srlib.runs import matching
+
+    specs = all_runs(profile, papers)
+    picked = [s for g in (globs or profile.train_only or [None]) for s in matching(specs, g)]
+    return list({s.id: s for s in picked}.values())
