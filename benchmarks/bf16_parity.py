@@ -41,11 +41,9 @@ def main() -> None:
     rows = []
     for precision in ("fp32", "bf16"):
         for seed in args.seeds:
-            if "{seed}" in args.runs:
-                (seeded,) = selected_runs(prof.name, only=[args.runs.format(seed=seed)], precision=precision)
-            else:
-                (spec,) = selected_runs(prof.name, only=[args.runs], precision=precision)
-                seeded = replace(spec, id=replace(spec.id, seed=seed), config=replace(spec.config, seed=seed))
+            (spec,) = selected_runs(prof.name, only=[args.runs.format(seed=seed)], precision=precision)
+            seeded = spec if "{seed}" in args.runs else \
+                replace(spec, id=replace(spec.id, seed=seed), config=replace(spec.config, seed=seed))
             (result,) = train_all([seeded], profiles.runs_dir(prof), progress=False).values()
             m = evaluate.measure({precision: {seed: evaluate.model_upscaler(result.model)}}, sets,
                                  [Degradation(seeded.config.scale)], desc=f"{precision} s{seed}")

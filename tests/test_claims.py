@@ -138,3 +138,17 @@ def test_pcl_gains_and_their_figure():
     fig = viz.plot_gains(gains, ["psnr", "lpips"])
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert texts.count("s") == 2  # each bar carries its verdict's initial
+
+
+def test_table4_pairs_hold_the_table4_claims():
+    """PCL Table 4's comparisons include those of claims P3 (6 vs 3 and 5) and P4 (6 vs 4), which srlib.evidence
+    reads from the gains table, besides every configuration against config 1."""
+    from srlib import evidence
+    from srlib.methods import pcl_sr
+
+    pairs = pcl_sr.table4_pairs(("EDSR-S", "RCAN"))
+    claims_read = {evidence.PCL_CLAIM_PAIRS.get((evidence._pcl_short(b), evidence._pcl_short(w), "psnr"))
+                   for b, w in pairs}
+    assert {"P3", "P4"} <= claims_read
+    assert ("EDSR-S 6: L1 + PCL (Haar, Gen)", "EDSR-S 1: L1") in pairs and len(pairs) == len(set(pairs))
+    assert all(any(b == arm.label for b, _ in pairs) for key, arm in pcl_sr.TABLE4.items() if key != "1")

@@ -21,7 +21,7 @@ from srlib.reference import load_reference
 from srlib.train import Batch, TrainConfig
 
 __all__ = ["ARMS", "SCALE", "TABLE4", "arm_slug", "claim_pairs", "evaluate_ablation", "evaluate_tables",
-           "identical_weights", "paired_gains", "row_results", "sample_batch", "sr_gradients"]
+           "identical_weights", "paired_gains", "row_results", "sample_batch", "sr_gradients", "table4_pairs"]
 
 
 def row_results(trained: dict, table: str = "tables") -> dict:
@@ -163,6 +163,19 @@ def claim_pairs(network: str):
     pairs = [(row["pcl"], row["control"]), (row["pcl"], network), (row["released"], row["control"]),
              (row["control"], network)]
     return pairs, {(row["pcl"], network): (f"{network} +PCL", network)}
+
+
+def table4_pairs(networks) -> list[tuple[str, str]]:
+    """The comparisons of PCL Table 4 (rows of :func:`evaluate_ablation`): every configuration against config 1 (L1)
+    and config 1 against the RCAN base; on each other network of ``networks``, +PCL and as-released against its L1
+    control and that control against its base; and config 6 against 3 and 5 (claim P3: generated hard negatives beat
+    LR-only and in-batch ones) and against 4 (claim P4: Haar input beats RGB)."""
+    config1, six = TABLE4["1"].label, TABLE4["6"].label
+    pairs = [(arm.label, config1) for key, arm in TABLE4.items() if key != "1"] + [(config1, "RCAN base")]
+    for network in (n for n in networks if n != "RCAN"):
+        rows = {k: f"{network} {TABLE4[k].label}" for k in ("1", "6", "6r")}
+        pairs += [(rows["6"], rows["1"]), (rows["6r"], rows["1"]), (rows["1"], f"{network} base")]
+    return pairs + [(six, TABLE4[k].label) for k in ("3", "5", "4")]
 
 
 def identical_weights(a: nn.Module, b: nn.Module) -> bool:
