@@ -81,6 +81,13 @@ def encoder_gate(accuracy: float, chance: float) -> bool:
     return accuracy >= chance + GATE * (1.0 - chance)
 
 
+CRL_SCOPE = "Set14 crl-sv"
+"""What CRL-SR Table 1's claims pool (:func:`srlib.methods.crl_sr.ablation_setting`)."""
+BLIND_CLAIMS = ("D1", "D0 DASR")
+"""The rows of :func:`srlib.methods.blind_sr.cdsr_vs_dasr` that are claims (D0 CDSR, CDSR against the control, is not
+one of the papers' or ours)."""
+
+
 def _cell_scope(row: dict) -> str:
     """The scope of a CDSR Table 2 claim row: ``all`` for the pooled row, else ``"<set> x<scale> <setting>"``."""
     return "all" if row["dataset"] == "all" else f"{row['dataset']} x{row['scale']} {row['setting']}"
@@ -160,10 +167,10 @@ def profile_claims(profile, tables: str | os.PathLike) -> pd.DataFrame:
     rows = []
     if (tables / "crl_table1_claims.csv").exists():
         for r in pd.read_csv(tables / "crl_table1_claims.csv").to_dict("records"):
-            rows.append({**r, "scope": "Set14 crl-sv", "metric": "psnr"})
+            rows.append({**r, "scope": CRL_SCOPE, "metric": "psnr"})
     if (tables / "cdsr_table2_claim.csv").exists():
         for r in pd.read_csv(tables / "cdsr_table2_claim.csv", dtype={"scale": str}).to_dict("records"):
-            if r["claim_id"] in ("D1", "D0 DASR"):
+            if r["claim_id"] in BLIND_CLAIMS:
                 rows.append({**r, "claim_id": r["claim_id"].split()[0], "scope": _cell_scope(r), "metric": "psnr"})
     for name in ("pcl_gains.csv", "pcl_table4_gains.csv"):
         if (tables / name).exists():
@@ -194,7 +201,7 @@ def crl_rung(profile, results, data_root=None, cache=None) -> list[dict]:
 
     models = {(k.method.removeprefix("crl-"), k.seed): r.model for k, r in results.items()}
     _, claims = crl_sr.evaluate_ablation(profile, models, data_root, cache)
-    return [{**r, "scope": "Set14 crl-sv", "metric": "psnr"} for r in claims.to_dict("records")]
+    return [{**r, "scope": CRL_SCOPE, "metric": "psnr"} for r in claims.to_dict("records")]
 
 
 def pcl_rung(profile, results, bases, data_root=None, cache=None) -> list[dict]:
@@ -256,7 +263,7 @@ def blind_rung(profile, results, data_root=None, cache=None) -> list[dict]:
         acc[name] = (float(np.mean([a.accuracy for a in found])), float(np.mean([a.chance for a in found])))
     rows = []
     for r in blind_sr.cdsr_vs_dasr(measured).to_dict("records"):
-        if r["claim_id"] not in ("D1", "D0 DASR"):
+        if r["claim_id"] not in BLIND_CLAIMS:
             continue
         encoders = ("DASR", "CDSR") if r["claim_id"] == "D1" else ("DASR",)
         worst = min(encoders, key=lambda n: acc[n][0] - acc[n][1])
