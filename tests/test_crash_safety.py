@@ -5,7 +5,9 @@
   write) -- restarted, maybe killed again, and finally run to the end. The finished run's weights are bit-identical to
   an uninterrupted run's, ``losses.csv`` has every step exactly once with the uninterrupted run's values, the
   restarted process resumed from the checkpoint the kill left (it trained only the missing steps), and after every
-  kill ``checkpoint.pt`` is absent or a complete, verified checkpoint.
+  kill ``checkpoint.pt`` is absent or a complete, verified checkpoint. One trial kills a process that stopped itself
+  inside the first checkpoint's write (temporary file complete, not yet renamed): the polled "write" moment can miss
+  a write faster than a poll, so the mid-write case is not left to chance.
 * The same for a tiny two-process DDP run under ``torchrun`` (gloo; tests/distributed/kill_worker.py).
 * A truncated or zeroed ``checkpoint.pt`` makes ``srlib train`` exit 2 with a message naming the file and
   ``--restart`` (no traceback), leaving the file and the log as they were; ``--restart`` retrains the run.
@@ -142,14 +144,49 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 @dataclass(frozen=True)
 class Moment:
     """When to kill: ``kind`` ``"start"`` (``value`` seconds after the process started), ``"train"`` (``value``
-    seconds after ``losses.csv`` appeared) or ``"write"`` (as soon as the temporary file of checkpoint number
-    ``value`` or a later one appears, i.e. during that checkpoint's write)."""
+    seconds after ``losses.csv`` appeared), ``"write"`` (as soon as the temporary file of checkpoint number
+    ``value`` or a later one appears, i.e. during that checkpoint's write, if the poll sees it) or ``"pause"``
+    (certainly inside the write of checkpoint number ``value``: the process stops itself once that checkpoint's
+    temporary file is complete, before the rename, see :data:`PAUSE_IN_WRITE`; ``srlib train`` only)."""
 
     kind: str
     value: float
 
     def __str__(self) -> str:
-        return f"{self.kind}@{self.value:.2f}" if self.kind != "write" else f"write#{int(self.value)}"
+        return f"{self.kind}#{int(self.value)}" if self.kind in ("write", "pause") else f"{self.kind}@{self.value:.2f}"
+
+
+# ``python -c PAUSE_IN_WRITE N train ...`` runs ``python -m srlib train ...`` in a process that SIGSTOPs itself
+# just before the N-th ``os.replace`` onto a ``checkpoint.pt`` (the temporary file written and synced, the
+# checkpoint not yet in place): a kill there lands inside the write on any machine, however fast the write is.
+PAUSE_IN_WRITE = """
+import os, runpy, signal, sys
+from pathlib import Path
+target, replace, seen = int(sys.argv.pop(1)), os.replace, []
+def paused_replace(src, dst, *args, **kwargs):
+    if Path(dst).name == "checkpoint.pt":
+        seen.append(dst)
+        if len(seen) == target:
+            os.kill(os.getpid(), signal.SIGSTOP)
+    return replace(src, dst, *args, **kwargs)
+os.replace = paused_replace
+runpy.run_module("srlib", run_name="__main__", alter_sys=True)
+"""
+
+
+def _paused(cmd: list[str], moment: Moment) -> list[str]:
+    """``cmd`` (``python -m srlib ...``) run so that it stops itself inside checkpoint write number ``moment.value``."""
+    assert cmd[1:3] == ["-m", "srlib"], cmd
+    return [cmd[0], "-c", PAUSE_IN_WRITE, str(int(moment.value)), *cmd[3:]]
+
+
+def _stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped by a signal (state ``T`` in ``/proc/<pid>/stat``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
 
 
 def _draw(rng: random.Random, kind: str, start_s: float, train_s: float, checkpoints: int) -> Moment:
@@ -169,6 +206,8 @@ def _run_until(cmd: list[str], env: dict, run_dir: Path, moment: Moment | None, 
         kill) or ``"finished"``; the exit status when it finished, else None).
     """
     before = {p.name for p in run_dir.glob(TMP_GLOB)}  # left by an earlier kill (removed by the next save)
+    if moment is not None and moment.kind == "pause":
+        cmd = _paused(cmd, moment)
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -195,6 +234,8 @@ def _wait_for(proc: subprocess.Popen, run_dir: Path, moment: Moment, t0: float, 
         if now - t0 > TIMEOUT:
             raise TimeoutError(f"{proc.args} ran for more than {TIMEOUT} s")
         if moment.kind == "start" and now - t0 >= moment.value:
+            return True
+        if moment.kind == "pause" and _stopped(proc.pid):
             return True
         if moment.kind == "train":
             if train_t0 is None and (run_dir / "losses.csv").exists():
@@ -366,8 +407,8 @@ def test_killed_srlib_train_resumes_bit_identical(seed, reference, snapshot, tmp
 def test_killed_during_the_first_checkpoint_write_resumes_bit_identical(reference, snapshot, tmp_path):
     """The first checkpoint is special: killed while writing it, the run has a log (steps 1..2, flushed just before
     the write) but no checkpoint yet; the restart must start from scratch without keeping those rows."""
-    events = _srlib_trial(100, reference, snapshot, tmp_path, first=Moment("write", 1))
-    assert events[0].startswith("write#1: killed mid-write, checkpoint at step 0"), events
+    events = _srlib_trial(100, reference, snapshot, tmp_path, first=Moment("pause", 1))
+    assert events[0].startswith("pause#1: killed mid-write, checkpoint at step 0"), events
 
 
 @pytest.mark.parametrize("seed", DDP_SEEDS, ids=[f"seed{s}" for s in DDP_SEEDS])
