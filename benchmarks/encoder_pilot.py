@@ -1,0 +1,123 @@
+"""Encoder pilot (issue 10): how many encoder-only warm-up steps does DASR's degradation encoder need, at the
+``large`` profile's sizes, before it separates CDSR's kernels well above chance?
+
+    SRLIB_DATA=<standard sets> python benchmarks/encoder_pilot.py [--steps 400 1600 6400] [--seed 0]
+
+Design (fixed before the first run): DASR's first stage as the ``large`` profile trains it (CDSR's anisotropic
+protocol at x4, contrastive loss only, the SR network frozen, MoCo momentum scaled to the stage,
+:func:`srlib.recipes.blind_sr.dasr_run`), with only ``warmup_iterations`` changed, one run per length. Each encoder
+is read by the gate's own measure (:func:`srlib.evidence.encoder_accuracy`: content-controlled 1-NN accuracy over
+the 9 noise-free test kernels, 2 patches per image and kernel, neighbours from other images) on *validation*
+images, not a test set: the first ``--images`` images of BSD200 (training images; the measure's neighbours come
+from other images, so knowing an image's content cannot raise it). Rule: the shortest length whose accuracy reaches
+the gate (:func:`srlib.evidence.encoder_gate`) is the warm-up a blind claim needs at this size; none reaching it is
+the finding. The runs live in the ``large`` profile's runs folder (resumable; one per length and seed).
+``--positive D`` trains the same stage with CDSR Table 1's degradation-only positive (another image, the same
+degradation), whose contrastive task cannot be solved by content: the control that says whether the encoder can
+learn kernels at all here. ``--reference`` measures instead a hand-made, untrained spectral code
+(:func:`spectrum_accuracy`) with the same measure: what a content-normalised blur cue reaches on patches of that
+size.
+
+Prints one line per length and adds its rows to ``benchmarks/results/encoder_pilot.csv`` (one row per positive,
+noise, patch, batch, length and seed). ``moco_top1``: the mean over the stage's last tenth of the fraction of queries
+whose positive key beat all 256 queued negatives (how well the encoder solves its own contrastive task);
+``train_s``: the run's training time in its log.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from srlib import data, profiles
+from srlib.evidence import GATE, encoder_accuracy, encoder_gate
+from srlib.recipes.blind_sr import POSITIVES, dasr_run
+from srlib.runs import train_all
+
+OUT = Path(__file__).parent / "results" / "encoder_pilot.csv"
+KEY = ["encoder", "positive", "noise", "lr_patch", "batch_size", "seed", "warmup_steps"]  # one row per arm
+
+
+def _measured(acc) -> dict:
+    return {"accuracy": round(acc.accuracy, 4), "chance": round(acc.chance, 4),
+            "gate": round(acc.chance + GATE * (1 - acc.chance), 4), "n_patches": acc.n,
+            "passes": encoder_gate(acc.accuracy, acc.chance)}
+
+
+def spectrum_accuracy(hr_images: dict, lr_patch: int, bins: int = 8, seed: int = 0):
+    """The gate's measure applied to a hand-made, untrained code: per LR patch (gray, mean removed) the log power in
+    ``bins`` radial frequency bands, less its mean over the bands (the spectrum's shape, not its level). What a
+    content-normalised blur cue alone reaches on patches of this size: a reference for the trained encoders."""
+    from srlib import embeddings as E
+    from srlib.methods.blind_sr import cdsr_test_degradations
+
+    lr, degs, names = E.degradation_patches(hr_images, cdsr_test_degradations(4)[0.0], 2, lr_patch, seed)
+    gray = lr.mean(1)
+    power = torch.fft.fft2(gray - gray.mean((1, 2), keepdim=True)).abs() ** 2
+    f = torch.fft.fftfreq(lr_patch).abs()
+    radius = (f[:, None] ** 2 + f[None, :] ** 2).sqrt()
+    edges = torch.linspace(0.0, float(radius.max()) + 1e-6, bins + 1)
+    bands = torch.stack([power[:, (radius >= edges[i]) & (radius < edges[i + 1])].sum(1) for i in range(bins)], 1)
+    code = torch.log(bands + 1e-8)
+    code = code - code.mean(1, keepdim=True)
+    return E.content_controlled_accuracy(code - code.mean(0), [str(d) for d in degs], names)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", nargs="+", type=int, default=[400, 1600, 6400])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--positive", default="C&D", choices=list(POSITIVES),
+                        help="the positive key (C&D: DASR's; D: CDSR Table 1's degradation-only control)")
+    parser.add_argument("--noise", type=float, default=15.0,
+                        help="largest training noise level (large's: 15, CDSR's protocol; 0: noise-free training)")
+    parser.add_argument("--lr-patch", type=int, help="LR patch side of training and measure (default: large's, 24)")
+    parser.add_argument("--batch-size", type=int, help="images per step (default: large's, 8)")
+    parser.add_argument("--reference", action="store_true",
+                        help="measure only the hand-made spectral code (spectrum_accuracy) at --lr-patch")
+    parser.add_argument("--images", type=int, default=12, help="validation images (the first of BSD200)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    large = profiles.PROFILES["large"]
+    if data.data_root() is None:
+        raise SystemExit("encoder_pilot: needs BSD200 under $SRLIB_DATA (the validation images)")
+    bsd = data.open_set("BSD200")
+    val = {f"BSD200/{r.stem}": r.image for r in list(bsd)[: args.images]}
+    sizes = replace(large.blind, lr_patch=args.lr_patch or large.blind.lr_patch,
+                    batch_size=args.batch_size or large.blind.batch_size)
+    rows = []
+    if args.reference:
+        acc = spectrum_accuracy(val, sizes.lr_patch)
+        args.steps = []
+        rows.append({"encoder": "spectrum", "positive": "-", "noise": 0.0, "lr_patch": sizes.lr_patch, "batch_size": 0,
+                     "seed": 0, "warmup_steps": 0, **_measured(acc)})
+        print(rows[-1], flush=True)
+    for steps in args.steps:
+        prof = replace(large, blind=replace(sizes, warmup_iterations=steps))
+        warmup = dasr_run(prof, 4, args.seed, protocol="cdsr", positive=args.positive,
+                          noise=args.noise).parent
+        result = train_all([warmup], profiles.runs_dir(prof), progress=False)[warmup.id]
+        log = pd.read_csv(result.losses_csv)
+        tail = log.tail(max(1, len(log) // 10))  # the last tenth of the stage
+        acc = encoder_accuracy(result.model, val, 4, prof.blind.lr_patch)
+        rows.append({"encoder": "DASR warm-up", "positive": args.positive, "noise": args.noise,
+                     "lr_patch": sizes.lr_patch, "batch_size": sizes.batch_size, "seed": args.seed,
+                     "warmup_steps": steps, **_measured(acc), "momentum": warmup.arch_kwargs["momentum"],
+                     "moco_top1": round(float(tail["_top1"].mean()), 3),
+                     "train_s": round(float(log["seconds"].iloc[-1]), 1)})
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    if args.out.exists():  # keep the other arms' rows; a rerun replaces its own
+        old = pd.read_csv(args.out, keep_default_na=False)
+        table = pd.concat([old[~old.set_index(KEY).index.isin(table.set_index(KEY).index)], table])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.sort_values(KEY).to_csv(args.out, index=False)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
