@@ -222,8 +222,8 @@ PROFILES = {
     # laddered from one warmup-stable-decay trajectory per arm and seed (budgets 100, 400, 1,600 steps, 16x, each
     # cooled down over a tenth of its budget, EMA weights; PCL's base pretrained 3,000 steps first). Measured
     # 2026-12-02, summed run time of single-thread processes sharing the 2 cores (steps' `seconds` in each run's
-    # losses.csv): `srlib train --profile large --paper P` CRL-SR 32 min (variants a, b, d, f), blind 53 min,
-    # PCL-SR 52 min; notebook 07 then measures every rung in 12 min.
+    # losses.csv): `srlib train --profile large --paper P` CRL-SR 42 min (variants a, b, d, f 32 min; c 10 min),
+    # blind 53 min, PCL-SR 52 min; notebook 07 then measures every rung in 14 min.
     "large": Profile(
         "large", _STANDARD, (4,), None, (0, 1, 2), 4 * 3600, None, _TRAIN_291,
         CRLSizes((4,), 32, 4, 2, 2, 64, 128, iterations=1600, batch_size=8, lr_patch=24, lr=4e-4),
@@ -232,8 +232,6 @@ PROFILES = {
         BlindSizes((4,), 32, 32, 2, 2, 2, 128, 256, warmup_iterations=400, iterations=1600, batch_size=8, lr_patch=24,
                    eval_sets=("Set5", "Set14"), eval_kernels=3),
         precision="bf16",
-        # CRL-SR's variant c (InfoNCE CFR, claim C3) is left out to fit one working session on 2 cores
-        train_only=("crl-sr-crl-[abdf]-*", "pcl-sr-*", "blind-*"),
         ladder=(100, 400, 1600),
         notebooks=("07",),
     ),

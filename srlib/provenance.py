@@ -62,8 +62,9 @@ NOT_RESULT_CODE = ("srlib", "srlib.__main__", "srlib.cli", "srlib.pipeline", "sr
 """Modules that change no number: the command line, the runner, I/O and locks, the session glue.
 A profile's sizes are compared as values (the manifest's ``profile``), not as the source of :mod:`srlib.profiles`."""
 
-NON_RESULT_FIELDS = ("cell_timeout", "train_only")
-"""Profile fields that change no output (papermill's cell timeout, ``srlib train``'s default selection)."""
+NON_RESULT_FIELDS = ("cell_timeout",)
+"""Profile fields that change no output (papermill's cell timeout). ``train_only`` is not one: the notebooks ask for
+the runs it selects (:meth:`srlib.session.Session.specs`), so a wider selection adds rows (e.g. a claim's arm)."""
 
 INPUTS: dict[str, tuple[str, ...]] = {"06_tables": ("tables/*.csv",),
                                       "07_claims": ("tables/*_claim.csv", "tables/*_claims.csv", "tables/*_gains.csv")}

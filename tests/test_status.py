@@ -172,6 +172,20 @@ def test_data_profile_and_edited_files_are_reasons(copy, tmp_path, monkeypatch):
     assert f"runs {', '.join(CRL_RUNS)}: configuration changed" in " ".join(status.notebooks["01_cde_training"])
 
 
+def test_the_run_selection_is_a_reason_and_the_cell_timeout_is_not(copy, monkeypatch):
+    """The notebooks ask for the runs ``train_only`` selects (Session.specs): a changed selection can add rows (a
+    claim's arm), so it makes the results stale; papermill's cell timeout changes no output."""
+    from dataclasses import replace
+
+    monkeypatch.delenv("SRLIB_DATA", raising=False)
+    smoke = profiles.resolve("smoke")
+    monkeypatch.setitem(profiles.PROFILES, "smoke", replace(smoke, cell_timeout=smoke.cell_timeout + 1))
+    assert not S.check("smoke", root=copy).stale
+    monkeypatch.setitem(profiles.PROFILES, "smoke", replace(smoke, train_only=("crl-sr-*",)))
+    assert S.check("smoke", root=copy).stale["tables/bicubic_baseline.csv"] == (
+        "00_degradation_explorer: profile smoke changed since it ran (train_only)",)
+
+
 def test_manifest_without_provenance_is_stale_and_an_allowance_accepts_it(copy):
     results = copy / "results" / "smoke"
     manifest = json.loads((results / "manifest.json").read_text())
