@@ -53,9 +53,9 @@ CLAIMS = {
     "C2": Claim("CRL-SR", "CFR helps: variant b beats a (Table 1)", "crl-b"),
     "C3": Claim("CRL-SR", "the conditional CFR loss beats InfoNCE: b beats c (Table 1)", "crl-b"),
     "C4": Claim("CRL-SR", "the full model f beats every other variant (Table 1)", "crl-f"),
-    "C5": Claim("CRL-SR", "CRL-SR beats DASR under spatially variant blur + noise (Table 2)", None),
-    "C6": Claim("CRL-SR", "CRL-SR beats DASR on unseen widths and noise (Table 3)", None),
-    "C7": Claim("CRL-SR", "CRL-SR beats DASR on anisotropic kernels (Table 4)", None),
+    "C5": Claim("CRL-SR", "CRL-SR beats DASR under spatially variant blur + noise (Table 2)", "crl-f"),
+    "C6": Claim("CRL-SR", "CRL-SR beats DASR on unseen widths and noise (Table 3)", "crl-f"),
+    "C7": Claim("CRL-SR", "CRL-SR beats DASR on anisotropic kernels (Table 4)", "crl-f"),
     "P1": Claim("PCL-SR", "+PCL fine-tuning beats the base network in PSNR (Table 2)", "pcl-pcl-haar-gen"),
     "P2": Claim("PCL-SR", "+PCL improves LPIPS over the base network (Table 3)", "pcl-pcl-haar-gen"),
     "P3": Claim("PCL-SR", "generated hard negatives beat LR-only and in-batch negatives (Table 4)", "pcl-pcl-haar-gen"),
@@ -159,8 +159,9 @@ def _pcl_short(row: str) -> str:
 
 
 def profile_claims(profile, tables: str | os.PathLike) -> pd.DataFrame:
-    """The claims that the notebooks of a profile wrote (``crl_table1_claims.csv``, ``cdsr_table2_claim.csv``,
-    ``pcl_gains.csv``, ``pcl_table4_gains.csv`` under ``tables``), one rung (the profile), in :data:`COLUMNS`."""
+    """The claims that the notebooks of a profile wrote (``crl_table1_claims.csv``, ``crl_dasr_claims.csv``,
+    ``cdsr_table2_claim.csv``, ``pcl_gains.csv``, ``pcl_table4_gains.csv`` under ``tables``), one rung (the profile),
+    in :data:`COLUMNS`."""
     from srlib.recipes import all_runs
 
     tables = Path(tables)
@@ -168,6 +169,9 @@ def profile_claims(profile, tables: str | os.PathLike) -> pd.DataFrame:
     if (tables / "crl_table1_claims.csv").exists():
         for r in pd.read_csv(tables / "crl_table1_claims.csv").to_dict("records"):
             rows.append({**r, "scope": CRL_SCOPE, "metric": "psnr"})
+    if (tables / "crl_dasr_claims.csv").exists():
+        for r in pd.read_csv(tables / "crl_dasr_claims.csv").to_dict("records"):
+            rows.append({**r, "metric": "psnr"})
     if (tables / "cdsr_table2_claim.csv").exists():
         for r in pd.read_csv(tables / "cdsr_table2_claim.csv", dtype={"scale": str}).to_dict("records"):
             if r["claim_id"] in BLIND_CLAIMS:

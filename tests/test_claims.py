@@ -125,6 +125,22 @@ def test_crl_ablation_claims_rows():
     assert without_c.effect.tolist() == out.loc[["C1", "C2", "C4"], "effect"].tolist()
 
 
+def test_crl_dasr_claims_pool_each_table_and_take_the_papers_difference_on_the_same_cells():
+    """C6 (Table 3) on two of its Set5 x4 cells: the effect is CRL-SR - DASR over every (seed, image, cell); the
+    paper's is read by hand from CRL-SR Table 3 (iso4-n90: 21.90 - 21.73 = 0.17; iso6-n100: 21.10 - 20.78 = 0.32;
+    mean 0.245). A table without a DASR model gives no claim."""
+    cells = [_measured({"CRL-SR": 21.0, "DASR": 20.9, "Bicubic": 20.0}).assign(dataset="Set5", setting=s)
+             for s in ("iso4-n90", "iso6-n100")]
+    m = pd.concat(cells, ignore_index=True)
+    out = crl_sr.dasr_claims({"Table 3": m, "Table 4": m[m.method != "DASR"], "Table 2": None})
+    assert out.claim_id.tolist() == ["C6"]
+    row = out.iloc[0]
+    assert row.effect == pytest.approx(0.1) and row.n_seeds == 3 and row.n_images == 6
+    assert row.paper_effect == pytest.approx(0.245)
+    assert row.verdict == "contradicted"  # an exact 0.1 lies entirely below half the paper's 0.245
+    assert row.scope == "Table 3: Set5 x4, 2 settings"
+
+
 def test_pcl_gains_and_their_figure():
     from srlib import viz
     from srlib.methods import pcl_sr

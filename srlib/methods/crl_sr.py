@@ -93,18 +93,21 @@ def ablation_claims(measurements):
 
 
 def evaluate_tables(profile: Profile, models: dict, data_root=None, cache=None,
-                    tables=("Table 2", "Table 3", "Table 4")):
+                    tables=("Table 2", "Table 3", "Table 4"), return_measurements: bool = False):
     """Measure CRL-SR Tables 2-4 (PSNR, Y) for trained models beside the paper's values.
 
     Args:
-        models: ``{(method name, scale, seed): model}`` with method names as in the paper ("RCAN", "CRL-SR");
-            a Bicubic row is added. Paper rows we do not train (IKC, DASR, untrained scales) keep the paper value only.
+        models: ``{(method name, scale, seed): model}`` with method names as in the paper ("RCAN", "CRL-SR",
+            "DASR"); a Bicubic row is added. Paper rows we do not train (IKC, untrained scales) keep the paper value
+            only.
+        return_measurements: also return the per-image measurements of each table (for :func:`dasr_claims`).
 
     Returns:
-        ``{table: DataFrame}`` with :data:`srlib.tables.TABLE_COLUMNS`.
+        ``{table: DataFrame}`` with :data:`srlib.tables.TABLE_COLUMNS`; with ``return_measurements``, the pair
+        (that, ``{table: per-image measurements or None}``).
     """
     settings = table_protocols(profile, data_root)
-    out = {}
+    out, per_image = {}, {}
     for table in tables:
         sets, degs = settings[table]
         parts = []
@@ -113,9 +116,40 @@ def evaluate_tables(profile: Profile, models: dict, data_root=None, cache=None,
             methods.update(model_upscalers({(name, seed): m for (name, s, seed), m in models.items() if s == scale}))
             parts.append(measure(methods, sets, [d for d in degs if d.scale == scale], cache=cache,
                                  desc=f"CRL-SR {table} x{scale}"))
-        measured = pd.concat(parts, ignore_index=True) if parts else None
-        out[table] = paper_table(measured, "CRL-SR", table)
-    return out
+        per_image[table] = pd.concat(parts, ignore_index=True) if parts else None
+        out[table] = paper_table(per_image[table], "CRL-SR", table)
+    return (out, per_image) if return_measurements else out
+
+
+TABLE_CLAIMS = {"Table 2": "C5", "Table 3": "C6", "Table 4": "C7"}
+"""CRL-SR's claims over DASR, one per table: spatially variant blur + noise, unseen widths and noise, anisotropic
+kernels (:data:`srlib.evidence.CLAIMS`)."""
+
+
+def dasr_claims(per_image: dict) -> pd.DataFrame:
+    """CRL-SR Tables 2-4's claims (C5-C7): CRL-SR beats DASR, paired by training seed and test image over every cell
+    of the table we measured (``scope``: the table's sets, scales and number of settings).
+
+    The paper's effect is its CRL-SR - DASR averaged over the same cells. A claim is inconclusive when either model
+    does not beat bicubic on those images (:func:`srlib.claims.claim_row`), and left out when a table measured no
+    DASR or no CRL-SR model.
+
+    Args:
+        per_image: ``{table: per-image measurements}`` of :func:`evaluate_tables` (``return_measurements=True``).
+    """
+    rows = []
+    for table, measured in per_image.items():
+        if measured is None or not {"CRL-SR", "DASR"} <= set(measured.method):
+            continue
+        cells = ["dataset", "scale", "setting"]
+        ref = load_reference("CRL-SR", table).pivot_table(index=cells, columns="method", values="value")
+        ours = measured[measured.method == "CRL-SR"].groupby(cells).size().index
+        paper = (ref["CRL-SR"] - ref["DASR"]).reindex(ours).dropna()
+        scope = (f"{table}: {'+'.join(sorted(measured.dataset.unique()))} "
+                 f"x{'/'.join(str(x) for x in sorted(measured.scale.unique()))}, {measured.setting.nunique()} settings")
+        rows.append({"claim_id": TABLE_CLAIMS[table], "claim": f"{table}: CRL-SR beats DASR", "scope": scope,
+                     **claim_row(measured, "CRL-SR", "DASR", "psnr", float(paper.mean()) if len(paper) else None)})
+    return pd.DataFrame(rows)
 
 
 def ablation_setting(profile: Profile, data_root=None):
