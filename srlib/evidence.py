@@ -63,7 +63,8 @@ CLAIMS = {
     "P6": Claim("ours", "+PCL beats the L1 control of the same fine-tuning (PSNR)", "pcl-pcl-haar-gen"),
     "D0": Claim("ours", "DASR beats its non-blind same-trunk control (constant embedding)", "dasr"),
     "D1": Claim("CDSR", "CDSR beats DASR on anisotropic kernels (Table 2)", "cdsr"),
-    "D2": Claim("CDSR", "the C&D positive gives the best PSNR, the D positive the best accuracy (Table 1)", None),
+    "D2": Claim("CDSR", "the C&D positive gives the best PSNR (Table 1; its other half, the D positive the best "
+                        "accuracy, is a per-model number, not a paired claim)", "dasr"),
 }
 """The claims of the companion by stable id (C: CRL-SR, P: PCL-SR, D: CDSR / DASR)."""
 
@@ -160,8 +161,8 @@ def _pcl_short(row: str) -> str:
 
 def profile_claims(profile, tables: str | os.PathLike) -> pd.DataFrame:
     """The claims that the notebooks of a profile wrote (``crl_table1_claims.csv``, ``crl_dasr_claims.csv``,
-    ``cdsr_table2_claim.csv``, ``pcl_gains.csv``, ``pcl_table4_gains.csv`` under ``tables``), one rung (the profile),
-    in :data:`COLUMNS`."""
+    ``cdsr_table1_claim.csv``, ``cdsr_table2_claim.csv``, ``pcl_gains.csv``, ``pcl_table4_gains.csv`` under
+    ``tables``), one rung (the profile), in :data:`COLUMNS`."""
     from srlib.recipes import all_runs
 
     tables = Path(tables)
@@ -171,6 +172,9 @@ def profile_claims(profile, tables: str | os.PathLike) -> pd.DataFrame:
             rows.append({**r, "scope": CRL_SCOPE, "metric": "psnr"})
     if (tables / "crl_dasr_claims.csv").exists():
         for r in pd.read_csv(tables / "crl_dasr_claims.csv").to_dict("records"):
+            rows.append({**r, "metric": "psnr"})
+    if (tables / "cdsr_table1_claim.csv").exists():
+        for r in pd.read_csv(tables / "cdsr_table1_claim.csv").to_dict("records"):
             rows.append({**r, "metric": "psnr"})
     if (tables / "cdsr_table2_claim.csv").exists():
         for r in pd.read_csv(tables / "cdsr_table2_claim.csv", dtype={"scale": str}).to_dict("records"):

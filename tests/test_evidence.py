@@ -35,6 +35,8 @@ def test_profile_claims_reads_every_claim_table_under_its_stable_id(tmp_path):
         t / "crl_table1_claims.csv", index=False)
     pd.DataFrame([{"claim_id": "C6", "claim": "x", "scope": "Table 3: Set5 x4, 3 settings", **CLAIM_COLS}]).to_csv(
         t / "crl_dasr_claims.csv", index=False)
+    pd.DataFrame([{"claim_id": "D2", "claim": "x", "scope": "Set5 x4 cdsr-aniso9", **CLAIM_COLS}]).to_csv(
+        t / "cdsr_table1_claim.csv", index=False)
     pd.DataFrame([{"claim_id": "D1", "dataset": "Set5", "scale": 4, "setting": "cdsr-aniso9", **CLAIM_COLS},
                   {"claim_id": "D1", "dataset": "all", "scale": "all", "setting": "all", **CLAIM_COLS},
                   {"claim_id": "D0 DASR", "dataset": "all", "scale": "all", "setting": "all", **CLAIM_COLS},
@@ -51,7 +53,7 @@ def test_profile_claims_reads_every_claim_table_under_its_stable_id(tmp_path):
                    **CLAIM_COLS}]).to_csv(t / "pcl_table4_gains.csv", index=False)
     frame = ev.profile_claims(profiles.resolve("smoke"), t)
     assert list(frame.columns) == list(ev.COLUMNS)
-    assert sorted(frame.claim_id) == ["C1", "C2", "C3", "C4", "C6", "D0", "D1", "D1", "P2", "P4", "P6"]
+    assert sorted(frame.claim_id) == ["C1", "C2", "C3", "C4", "C6", "D0", "D1", "D1", "D2", "P2", "P4", "P6"]
     assert frame.scope[frame.claim_id == "C6"].item() == "Table 3: Set5 x4, 3 settings"
     assert set(frame.scope[frame.claim_id == "D1"]) == {"all", "Set5 x4 cdsr-aniso9"}
     assert frame.scope[frame.claim_id == "P4"].item() == "RCAN Set5 (6 vs 4)"
@@ -74,7 +76,7 @@ def test_flops_grow_with_the_rung_and_count_the_parent():
     pcl = next(s for s in specs if s.id.method == "pcl-pcl-haar-gen" and s.id.rung == "b10")
 
     assert ev.training_flops(pcl) == pytest.approx(run_flops(pcl) + run_flops(pcl.parent))
-    assert all(math.isnan(v) for v in ev.claim_flops(specs, "D2", "b10"))  # no model of D2 is placed yet
+    assert all(math.isnan(v) for v in ev.claim_flops([s for s in specs if s.id.method != "crl-f"], "C5", "b40"))
 
 
 def _claims(profile, rung, flops, effect, verdict="inconclusive"):
