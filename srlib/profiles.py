@@ -217,6 +217,9 @@ PROFILES = {
         # small's networks trained longer, three seeds; 5 of the 9 CDSR test kernels on Set5 and Set14 (~30 min)
         BlindSizes((4,), 32, 32, 2, 2, 2, 128, 256, warmup_iterations=200, iterations=500, batch_size=8, lr_patch=24,
                    eval_sets=("Set5", "Set14"), eval_kernels=5),
+        # bf16 since 2026-12-02: 2-3x faster steps on this CPU (benchmarks/results/training_cpu_2cores.md) and
+        # within 0.01 dB of fp32 on a `large` run (benchmarks/results/bf16_parity_large.md)
+        precision="bf16",
     ),
     # Claims against compute on 2 CPU cores (notebook 07): small's networks in bf16, three seeds, each claim's arms
     # laddered from one warmup-stable-decay trajectory per arm and seed (budgets 100, 400, 1,600 steps, 16x, each
