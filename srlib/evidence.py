@@ -170,9 +170,12 @@ def profile_claims(profile, tables: str | os.PathLike) -> pd.DataFrame:
     if (tables / "crl_table1_claims.csv").exists():
         for r in pd.read_csv(tables / "crl_table1_claims.csv").to_dict("records"):
             rows.append({**r, "scope": CRL_SCOPE, "metric": "psnr"})
-    for name in ("crl_dasr_claims.csv", "cdsr_table1_claim.csv"):
-        if (tables / name).exists():
-            rows.extend({**r, "metric": "psnr"} for r in pd.read_csv(tables / name).to_dict("records"))
+    if (tables / "crl_dasr_claims.csv").exists():
+        for r in pd.read_csv(tables / "crl_dasr_claims.csv").to_dict("records"):
+            rows.append({**r, "metric": "psnr"})
+    if (tables / "cdsr_table1_claim.csv").exists():
+        for r in pd.read_csv(tables / "cdsr_table1_claim.csv").to_dict("records"):
+            rows.append({**r, "metric": "psnr"})
     if (tables / "cdsr_table2_claim.csv").exists():
         for r in pd.read_csv(tables / "cdsr_table2_claim.csv", dtype={"scale": str}).to_dict("records"):
             if r["claim_id"] in BLIND_CLAIMS:
