@@ -6,12 +6,12 @@
 Design (fixed before the first run): DASR's first stage as the ``large`` profile trains it (CDSR's anisotropic
 protocol at x4, contrastive loss only, the SR network frozen, MoCo momentum scaled to the stage,
 :func:`srlib.recipes.blind_sr.dasr_run`), with only ``warmup_iterations`` changed, one run per length. Each encoder
-is read by the gate's own measure (:func:`srlib.evidence.encoder_accuracy`: content-controlled 1-NN accuracy over
+is read by the gate's own measure (:func:`~srlib.methods.blind_sr.encoder_accuracy`: content-controlled accuracy over
 the 9 noise-free test kernels, 2 patches per image and kernel, neighbours from other images) on *validation*
 images, not a test set: the first ``--images`` images of BSD200 (training images; the measure's neighbours come
 from other images, so knowing an image's content cannot raise it). Rule: the shortest length whose accuracy reaches
-the gate (:func:`srlib.evidence.encoder_gate`) is the warm-up a blind claim needs at this size; none reaching it is
-the finding. The runs live in the ``large`` profile's runs folder (resumable; one per length and seed).
+the gate (:func:`~srlib.methods.blind_sr.encoder_gate`) is the warm-up a blind claim needs at this size; none
+reaching it is the finding. The runs live in the ``large`` profile's runs folder (resumable; one per length and seed).
 ``--positive D`` trains the same stage with CDSR Table 1's degradation-only positive (another image, the same
 degradation), whose contrastive task cannot be solved by content: the control that says whether the encoder can
 learn kernels at all here. ``--reference`` measures instead a hand-made, untrained spectral code
@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from srlib import data, profiles
-from srlib.evidence import GATE, encoder_accuracy, encoder_gate
+from srlib.methods.blind_sr import GATE, encoder_accuracy, encoder_gate
 from srlib.recipes.blind_sr import POSITIVES, dasr_run
 from srlib.runs import train_all
 

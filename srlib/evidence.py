@@ -8,7 +8,7 @@ or a branch of a budget ladder (``large/b400``: the claim's arms cooled down aft
 warmup-stable-decay trajectory per arm and seed, :func:`srlib.runs.ladder`). Its compute, ``train_flops``, is the
 training FLOPs of one seed of the claimed model, its parent stages included (:mod:`srlib.flops`). Effects, CIs and
 verdicts are :func:`srlib.claims.claim_row`'s; a blind claim is also gated by its degradation encoders
-(:func:`encoder_gate`, fixed before any run was read).
+(:func:`srlib.methods.blind_sr.gate_claims`, in every profile; fixed before any run was read).
 
 Columns of ``claims.csv`` (:data:`COLUMNS`): ``claim_id, paper, claim, profile, rung, steps, train_flops, scope,
 metric, effect, ci_low, ci_high, n_seeds, n_images, paper_effect, verdict, why, encoder_acc, encoder_chance``; an
@@ -28,7 +28,7 @@ import pandas as pd
 
 from srlib.claims import claim_row
 
-__all__ = ["CLAIMS", "COLUMNS", "Claim", "collect", "encoder_gate", "ladder_claims", "plot_claims",
+__all__ = ["CLAIMS", "COLUMNS", "Claim", "collect", "ladder_claims", "plot_claims",
            "profile_claims", "write_summary"]
 
 
@@ -71,16 +71,6 @@ CLAIMS = {
 COLUMNS = ("claim_id", "paper", "claim", "profile", "rung", "steps", "train_flops", "scope", "metric", "effect",
            "ci_low", "ci_high", "n_seeds", "n_images", "paper_effect", "verdict", "why", "encoder_acc",
            "encoder_chance")
-
-GATE = 0.5
-"""The encoder gate: a blind claim is read only where every degradation encoder of the claim reaches a
-content-controlled kernel accuracy of at least ``chance + GATE * (1 - chance)`` (half-way from chance to perfect)."""
-
-
-def encoder_gate(accuracy: float, chance: float) -> bool:
-    """Whether a degradation encoder separates kernels "well above chance" (:data:`GATE`)."""
-    return accuracy >= chance + GATE * (1.0 - chance)
-
 
 CRL_SCOPE = "Set14 crl-sv"
 """What CRL-SR Table 1's claims pool (:func:`srlib.methods.crl_sr.ablation_setting`)."""
@@ -245,45 +235,16 @@ def pcl_rung(profile, results, bases, data_root=None, cache=None) -> list[dict]:
                                          ("P6", vs_control, "psnr", None))]
 
 
-def encoder_accuracy(model, hr_images, scale: int, lr_patch: int, patches_per_image: int = 2, seed: int = 0):
-    """Content-controlled kernel accuracy of a blind model's degradation encoder (``fea``): LR patches of the held-out
-    ``hr_images`` under each of CDSR's 9 noise-free test kernels, nearest neighbours from other images only
-    (:func:`srlib.embeddings.content_controlled_accuracy`; chance ~ 1/9)."""
-    from srlib import embeddings as E
-    from srlib.methods.blind_sr import cdsr_test_degradations
-
-    degs = cdsr_test_degradations(scale)[0.0]
-    lr, d, names = E.degradation_patches(hr_images, degs, patches_per_image, lr_patch, seed)
-    return E.patch_embeddings(model, lr, d, names).controlled_accuracy("fea", "degradation")
-
-
 def blind_rung(profile, results, data_root=None, cache=None) -> list[dict]:
     """D1 (per CDSR Table 2 cell and pooled) and D0 on one rung of the blind ladder, each gated by the encoders of its
-    blind models (:func:`encoder_gate`: the mean over seeds of each model's content-controlled accuracy)."""
+    blind models (:func:`srlib.methods.blind_sr.gate_claims`)."""
     from srlib.methods import blind_sr
 
     models = blind_sr.table_models(blind_sr.by_name(results), "cdsr2")
     _, measured = blind_sr.evaluate_cdsr_table2(profile, models, data_root, cache, return_measurements=True)
-    hr = blind_sr.heldout_images(profile, data_root)
-    acc = {}
-    for name in ("DASR", "CDSR"):
-        found = [encoder_accuracy(m, hr, 4, profile.blind.lr_patch) for (n, _, _), m in models.items() if n == name]
-        acc[name] = (float(np.mean([a.accuracy for a in found])), float(np.mean([a.chance for a in found])))
-    rows = []
-    for r in blind_sr.cdsr_vs_dasr(measured).to_dict("records"):
-        if r["claim_id"] not in BLIND_CLAIMS:
-            continue
-        encoders = ("DASR", "CDSR") if r["claim_id"] == "D1" else ("DASR",)
-        worst = min(encoders, key=lambda n: acc[n][0] - acc[n][1])
-        a, c = acc[worst]
-        r = {**r, "claim_id": r["claim_id"].split()[0], "metric": "psnr", "encoder_acc": a, "encoder_chance": c,
-             "scope": _cell_scope(r)}
-        if not encoder_gate(a, c):
-            r["verdict"] = "inconclusive"
-            r["why"] = (f"{worst}'s degradation encoder does not separate kernels: content-controlled accuracy "
-                        f"{a:.2f} (chance {c:.2f}, gate {c + GATE * (1 - c):.2f})")
-        rows.append(r)
-    return rows
+    claims = blind_sr.gate_claims(blind_sr.cdsr_vs_dasr(measured), models, profile, data_root)
+    return [{**r, "claim_id": r["claim_id"].split()[0], "metric": "psnr", "scope": _cell_scope(r)}
+            for r in claims.to_dict("records") if r["claim_id"] in BLIND_CLAIMS]
 
 
 def ladder_claims(profile, crl=None, pcl=None, pcl_bases=None, blind=None, data_root=None, cache=None

@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 import srlib.evidence as ev
 from srlib import profiles
+from srlib.methods import blind_sr
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM_COLS = dict(effect=0.1, ci_low=0.05, ci_high=0.15, n_seeds=3, n_images=14, paper_effect=0.2,
@@ -24,8 +26,28 @@ CLAIM_COLS = dict(effect=0.1, ci_low=0.05, ci_high=0.15, n_seeds=3, n_images=14,
 
 
 def test_encoder_gate_is_half_way_from_chance_to_perfect():
-    assert ev.encoder_gate(5 / 9, 1 / 9) and not ev.encoder_gate(0.55, 1 / 9)
-    assert ev.encoder_gate(0.75, 0.5) and not ev.encoder_gate(0.74, 0.5)
+    assert blind_sr.encoder_gate(5 / 9, 1 / 9) and not blind_sr.encoder_gate(0.55, 1 / 9)
+    assert blind_sr.encoder_gate(0.75, 0.5) and not blind_sr.encoder_gate(0.74, 0.5)
+
+
+def test_the_encoder_gate_reads_blind_claims_in_every_profile(monkeypatch):
+    """Notebook 04's D1 / D0 rows (the claims of a profile without a ladder) are gated like a ladder rung's: a row whose
+    worst encoder stays below half-way from chance to perfect becomes inconclusive and names that encoder; a row
+    whose encoders pass keeps its verdict. Stand-in models with hand-set accuracies (DASR 0.9, CDSR 0.2, chance
+    1/9: gate 5/9)."""
+    accuracy = {"DASR": 0.9, "CDSR": 0.2}
+    monkeypatch.setattr(blind_sr, "heldout_images", lambda profile, data_root=None: {})
+    monkeypatch.setattr(blind_sr, "encoder_accuracy",
+                        lambda model, hr, scale, lr_patch: SimpleNamespace(accuracy=accuracy[model], chance=1 / 9))
+    models = {("DASR", 4, 0): "DASR", ("DASR", 4, 1): "DASR", ("CDSR", 4, 0): "CDSR", (blind_sr.NONBLIND, 4, 0): "-"}
+    claims = pd.DataFrame([{"claim_id": c, "dataset": "all", **CLAIM_COLS, "verdict": "contradicted",
+                            "why": "the CI lies below 0"} for c in ("D1", "D0 DASR", "D0 CDSR")])
+    out = blind_sr.gate_claims(claims, models, profiles.PROFILES["medium"]).set_index("claim_id")
+    assert list(out.verdict) == ["inconclusive", "contradicted", "inconclusive"]
+    assert out.loc["D1", "why"].startswith("CDSR's degradation encoder does not separate kernels: "
+                                           "content-controlled accuracy 0.20 (chance 0.11, gate 0.56)")
+    assert out.loc["D0 DASR", "why"] == "the CI lies below 0"
+    assert out.encoder_acc.tolist() == [0.2, 0.9, 0.2] and out.encoder_chance.tolist() == [1 / 9] * 3
 
 
 def test_profile_claims_reads_every_claim_table_under_its_stable_id(tmp_path):
@@ -137,6 +159,6 @@ def test_ladder_claims_read_every_rung_of_a_trained_ladder(tmp_path):
         assert rows.sort_values("steps").train_flops.is_monotonic_increasing, cid
     blind = frame[frame.claim_id.isin(["D0", "D1"])]
     assert blind.encoder_acc.between(0, 1).all() and blind.encoder_chance.between(0.05, 0.2).all()
-    gated = blind[~blind.apply(lambda r: ev.encoder_gate(r.encoder_acc, r.encoder_chance), axis=1)]
+    gated = blind[~blind.apply(lambda r: blind_sr.encoder_gate(r.encoder_acc, r.encoder_chance), axis=1)]
     assert (gated.verdict == "inconclusive").all() and gated.why.str.contains("does not separate kernels").all()
     assert frame.verdict.isin(["supported", "contradicted", "inconclusive"]).all()
