@@ -41,7 +41,7 @@ def main() -> None:
     if data.data_root() is None:
         raise SystemExit("c1_weight_ladder: trains on T91 + BSD200 as `large` does: set SRLIB_DATA")
     large = profiles.PROFILES["large"]
-    runs = profiles.runs_dir(large)
+    runs, specs = profiles.runs_dir(large), all_runs(large)
     baseline = train_all([b for s in args.seeds for b in ladder(variant_run("a", large, 4, s), large.ladder)], runs)
     rows = []
     for weight in args.weights:
@@ -50,7 +50,7 @@ def main() -> None:
         for budget in large.ladder:
             rung = f"b{budget}"
             both = Results({**baseline.where(rung=rung), **cde.where(rung=rung)})
-            steps, flops = claim_flops(all_runs(large), "C1", rung)
+            steps, flops = claim_flops(specs, "C1", rung)
             rows += [{"lambda_cde": weight, "default": weight == large.crl.lambda_cde, "rung": f"large/{rung}",
                       "steps": steps, "train_flops": flops, **r}
                      for r in crl_rung(prof, both) if r["claim_id"] == "C1"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import torch
 
@@ -133,3 +134,18 @@ def quiet_matmul_peaks(device: str | torch.device = "cpu", max_others: float = 0
         best = {k: max(v, best.get(k, 0.0)) for k, v in peaks.items()}
         if load.others < max_others or time.perf_counter() >= deadline:
             return best, best_load
+
+
+def update_csv(path, table, key: list[str]):
+    """Write ``table`` into the CSV at ``path``, keeping the rows of earlier runs whose ``key`` it does not hold (a
+    rerun of an arm replaces that arm's rows), sorted by ``key``; returns what was written."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.exists():
+        old = pd.read_csv(path, keep_default_na=False, dtype={k: table[k].dtype for k in key})
+        table = pd.concat([old[~old.set_index(key).index.isin(table.set_index(key).index)], table])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = table.sort_values(key).reset_index(drop=True)
+    table.to_csv(path, index=False)
+    return table

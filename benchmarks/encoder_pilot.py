@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from common import update_csv
 
 from srlib import data, profiles
 from srlib.methods.blind_sr import GATE, encoder_accuracy, encoder_gate
@@ -111,11 +112,7 @@ def main() -> None:
                      "train_s": round(float(log["seconds"].iloc[-1]), 1)})
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    if args.out.exists():  # keep the other arms' rows; a rerun replaces its own
-        old = pd.read_csv(args.out, keep_default_na=False)
-        table = pd.concat([old[~old.set_index(KEY).index.isin(table.set_index(KEY).index)], table])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.sort_values(KEY).to_csv(args.out, index=False)
+    update_csv(args.out, table, KEY)  # keeps the other arms' rows; a rerun replaces its own
     print(f"wrote {args.out}")
 
 

@@ -35,10 +35,12 @@ Writes ``benchmarks/results/weight_pilot.csv`` (one row per term, weight and see
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+from common import update_csv
 
 from srlib import data, profiles
 from srlib.claims import claim_row
@@ -51,42 +53,49 @@ from srlib.runs import train_all
 OUT = Path(__file__).parent / "results" / "weight_pilot.csv"
 
 
+def _crl_arm(arm: str, profile, seed: int):
+    return crl_sr.variant_run(arm, profile, 4, seed)
+
+
+def _pcl_arm(arm: str, profile, seed: int):
+    return pcl_sr.arm_run(pcl_sr.ARMS[arm], "EDSR-S", profile, seed)
+
+
 @dataclass(frozen=True)
 class Term:
-    """One loss weight of the pilot: which sizes field it sets, the grid, the default, and how its arms are built."""
+    """One loss weight of the pilot: the profile's sizes it is a field of, the grid, the default, the two arms, how an
+    arm's run is built (``build(arm, profile, seed)``) and the validation degradation (``degradation(profile)``)."""
 
+    sizes: str  # "crl" | "pcl": the Profile attribute holding ``field``
     field: str
     weights: tuple[float, ...]
     default: float
     arm: str  # the arm whose weight changes
     reference: str  # the arm without the term
-
-    def spec(self, arm: str, profile, seed: int):
-        if self.field == "alpha":
-            return pcl_sr.arm_run(pcl_sr.ARMS[arm], "EDSR-S", profile, seed)
-        return crl_sr.variant_run(arm, profile, 4, seed)
+    build: Callable
+    degradation: Callable
 
     def profile(self, base, weight: float):
-        if self.field == "alpha":
-            return replace(base, pcl=replace(base.pcl, alpha=weight))
-        return replace(base, crl=replace(base.crl, **{self.field: weight}))
+        return replace(base, **{self.sizes: replace(getattr(base, self.sizes), **{self.field: weight})})
 
-    def degradation(self, base):
-        return Degradation(4) if self.field == "alpha" else ablation_setting(base)[1][0]
+
+def _crl_setting(profile):
+    return ablation_setting(profile)[1][0]
 
 
 TERMS = {
-    "crl-cde": Term("lambda_cde", (0.0001, 0.0003, 0.001, 0.01, 0.1, 1.0), 0.01, "d", "a"),
-    "crl-cfr": Term("lambda_c", (0.001, 0.01, 0.1, 1.0), 0.01, "b", "a"),
-    "pcl-alpha": Term("alpha", (0.1, 1.0, 10.0), 1.0, "pcl", "control"),
+    "crl-cde": Term("crl", "lambda_cde", (0.0001, 0.0003, 0.001, 0.01, 0.1, 1.0), 0.01, "d", "a", _crl_arm,
+                    _crl_setting),
+    "crl-cfr": Term("crl", "lambda_c", (0.001, 0.01, 0.1, 1.0), 0.01, "b", "a", _crl_arm, _crl_setting),
+    "pcl-alpha": Term("pcl", "alpha", (0.1, 1.0, 10.0), 1.0, "pcl", "control", _pcl_arm, lambda _: Degradation(4)),
 }
 
 
 def pilot(name: str, term: Term, seeds: tuple[int, ...], val) -> pd.DataFrame:
     """Train (or reuse) every arm of one term and measure each weight against the reference on ``val``."""
     base = profiles.PROFILES["medium"]
-    specs = {("reference", s): term.spec(term.reference, base, s) for s in seeds}
-    specs |= {(str(w), s): term.spec(term.arm, term.profile(base, w), s) for w in term.weights for s in seeds}
+    specs = {("reference", s): term.build(term.reference, base, s) for s in seeds}
+    specs |= {(str(w), s): term.build(term.arm, term.profile(base, w), s) for w in term.weights for s in seeds}
     models = {}
     for key, spec in specs.items():  # one at a time: the arms of all weights share a RunId (the weight is in sizes)
         models[key] = train_all([spec], profiles.runs_dir(base), progress=True)[spec.id].model
@@ -108,13 +117,8 @@ def main() -> None:
     if data.data_root() is None:
         raise SystemExit("weight_pilot: trains on T91 + BSD200 as medium does: set SRLIB_DATA to the standard sets")
     val = data.embedded_set("test")
-    table = pd.concat([pilot(n, TERMS[n], tuple(args.seeds), val) for n in args.only])
-    if args.out.exists():  # keep the other terms' rows; a rerun replaces its own
-        old = pd.read_csv(args.out)
-        table = pd.concat([old[~old["term"].isin(table["term"]) | (old["seeds"] != table["seeds"].iloc[0])], table])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table = table.sort_values(["term", "seeds", "weight"]).round(4).reset_index(drop=True)
-    table.to_csv(args.out, index=False)
+    table = pd.concat([pilot(n, TERMS[n], tuple(args.seeds), val) for n in args.only]).round(4)
+    table = update_csv(args.out, table, ["term", "seeds", "weight"])  # a rerun replaces its own rows
     with pd.option_context("display.width", 200):
         print(table.to_string(index=False))
     for (name, seeds), rows in table.groupby(["term", "seeds"]):
