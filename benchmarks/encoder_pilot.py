@@ -16,7 +16,11 @@ reaching it is the finding. The runs live in the ``large`` profile's runs folder
 degradation), whose contrastive task cannot be solved by content: the control that says whether the encoder can
 learn kernels at all here. ``--reference`` measures instead a hand-made, untrained spectral code
 (:func:`spectrum_accuracy`) with the same measure: what a content-normalised blur cue reaches on patches of that
-size.
+size. ``--supervised`` (added after the contrastive arms above had all stayed at chance; design fixed before it
+ran) is the capacity control: the same encoder, sizes, training distribution, steps and learning-rate schedule,
+but trained to regress each patch's kernel (:func:`supervised_encoder`), so it is *told* the kernel. Rule: if it
+reaches the gate, the patches carry the kernel and this encoder can hold it, and what fails is the contrastive
+objective; if it does not, the gate cannot be met at this patch size by any training of this encoder.
 
 Prints one line per length and adds its rows to ``benchmarks/results/encoder_pilot.csv`` (one row per positive,
 noise, patch, batch, length and seed). ``moco_top1``: the mean over the stage's last tenth of the fraction of queries
@@ -27,9 +31,12 @@ whose positive key beat all 256 queued negatives (how well the encoder solves it
 from __future__ import annotations
 
 import argparse
+import math
+import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from common import update_csv
@@ -54,9 +61,9 @@ def spectrum_accuracy(hr_images: dict, lr_patch: int, bins: int = 8, seed: int =
     ``bins`` radial frequency bands, less its mean over the bands (the spectrum's shape, not its level). What a
     content-normalised blur cue alone reaches on patches of this size: a reference for the trained encoders."""
     from srlib import embeddings as E
-    from srlib.methods.blind_sr import cdsr_test_degradations
+    from srlib.methods.blind_sr import kernel_test_patches
 
-    lr, degs, names = E.degradation_patches(hr_images, cdsr_test_degradations(4)[0.0], 2, lr_patch, seed)
+    lr, degs, names = kernel_test_patches(hr_images, 4, lr_patch, 2, seed)
     gray = lr.mean(1)
     power = torch.fft.fft2(gray - gray.mean((1, 2), keepdim=True)).abs() ** 2
     f = torch.fft.fftfreq(lr_patch).abs()
@@ -66,6 +73,67 @@ def spectrum_accuracy(hr_images: dict, lr_patch: int, bins: int = 8, seed: int =
     code = torch.log(bands + 1e-8)
     code = code - code.mean(1, keepdim=True)
     return E.content_controlled_accuracy(code - code.mean(0), [str(d) for d in degs], names)
+
+
+class KernelRegressor(torch.nn.Module):
+    """DASR's degradation encoder with a linear head predicting the kernel's covariance (the capacity control).
+    ``embed`` gives ``fea`` like a DASR's, so the gate's measure reads it unchanged."""
+
+    def __init__(self, enc_feats: int):
+        super().__init__()
+        from srlib.archs.dasr import DegradationEncoder
+
+        self.encoder = DegradationEncoder(enc_feats)
+        self.head = torch.nn.Linear(self.encoder.out_dim, 3)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(lr)[0])
+
+    def embed(self, lr: torch.Tensor) -> dict:
+        return {"fea": self.encoder(lr)[0]}
+
+
+def kernel_target(degradations) -> torch.Tensor:
+    """(B, 3): the HR kernel covariance (sxx, syy, sxy) / 10 of CDSR-convention anisotropic kernels (l1, l2 are
+    variances; theta in degrees): a smooth target that is the same for every description of one kernel."""
+    rows = []
+    for d in degradations:
+        k = d.kernel
+        c, s = math.cos(math.radians(k.theta)), math.sin(math.radians(k.theta))
+        rows.append([k.l1 * c * c + k.l2 * s * s, k.l1 * s * s + k.l2 * c * c, (k.l1 - k.l2) * c * s])
+    return torch.tensor(rows) / 10.0
+
+
+def supervised_encoder(train_images: dict, sizes, steps: int, noise: float, seed: int):
+    """Train :class:`KernelRegressor` (MSE on :func:`kernel_target`) on ``large``'s training distribution: CDSR's
+    protocol at x4 with noise U[0, ``noise``], ``sizes.batch_size`` LR patches of ``sizes.lr_patch`` per step, Adam at
+    ``sizes.warmup_lr`` halved at 60% of the steps (DASR's warm-up schedule). Returns (model, last-tenth MSE)."""
+    from srlib import embeddings as E
+    from srlib.recipes.blind_sr import training_space
+    from srlib.train import build_model
+
+    space = training_space("cdsr", 4, noise)
+    model = build_model(lambda: KernelRegressor(sizes.enc_feats), seed)
+    opt = torch.optim.Adam(model.parameters(), lr=sizes.warmup_lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, math.ceil(0.6 * steps), 0.5)
+    names = list(train_images)
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for step in range(steps):
+        pick = torch.randint(len(names), (sizes.batch_size,), generator=g).tolist()
+        lr, degs = [], []
+        for i, k in enumerate(pick):  # one patch per image drawn, each under its own random degradation
+            x, d, _ = E.degradation_patches({names[k]: train_images[names[k]]}, space, 1, sizes.lr_patch,
+                                            seed * 1_000_003 + step * 64 + i)
+            lr.append(x)
+            degs += d
+        loss = torch.nn.functional.mse_loss(model(torch.cat(lr)), kernel_target(degs))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return model, float(np.mean(losses[-max(1, steps // 10):]))
 
 
 def main() -> None:
@@ -80,6 +148,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="images per step (default: large's, 8)")
     parser.add_argument("--reference", action="store_true",
                         help="measure only the hand-made spectral code (spectrum_accuracy) at --lr-patch")
+    parser.add_argument("--supervised", action="store_true",
+                        help="the capacity control: the encoder trained to regress the kernel (supervised_encoder)")
     parser.add_argument("--images", type=int, default=12, help="validation images (the first of BSD200)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -97,6 +167,19 @@ def main() -> None:
         rows.append({"encoder": "spectrum", "positive": "-", "noise": 0.0, "lr_patch": sizes.lr_patch, "batch_size": 0,
                      "seed": 0, "warmup_steps": 0, **_measured(acc)})
         print(rows[-1], flush=True)
+    if args.supervised:
+        train = {f"{name}/{r.stem}": r.image for name in large.train_sets for r in data.open_set(name)
+                 if min(r.image.shape[:2]) >= 4 * sizes.lr_patch}  # the trainer's sampler also skips smaller ones
+        for steps in args.steps:
+            t0 = time.perf_counter()
+            model, mse = supervised_encoder(train, sizes, steps, args.noise, args.seed)
+            acc = encoder_accuracy(model, val, 4, sizes.lr_patch)
+            rows.append({"encoder": "supervised (kernel regression)", "positive": "-", "noise": args.noise,
+                         "lr_patch": sizes.lr_patch, "batch_size": sizes.batch_size, "seed": args.seed,
+                         "warmup_steps": steps, **_measured(acc), "train_mse": round(mse, 5),
+                         "train_s": round(time.perf_counter() - t0, 1)})
+            print(rows[-1], flush=True)
+        args.steps = []
     for steps in args.steps:
         prof = replace(large, blind=replace(sizes, warmup_iterations=steps))
         warmup = dasr_run(prof, 4, args.seed, protocol="cdsr", positive=args.positive,

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from srlib.claims import claim_row
+from srlib.recipes.blind_sr import SWAP_METHOD
 
 __all__ = ["CLAIMS", "COLUMNS", "Claim", "collect", "ladder_claims", "plot_claims",
            "profile_claims", "write_summary"]
@@ -65,6 +66,10 @@ CLAIMS = {
     "D1": Claim("CDSR", "CDSR beats DASR on anisotropic kernels (Table 2)", "cdsr"),
     "D2": Claim("CDSR", "the C&D positive gives the best PSNR (Table 1; its other half, the D positive the best "
                         "accuracy, is a per-model number, not a paired claim)", "dasr"),
+    "D3": Claim("ours", "CDSR's encoder (LPE + CSC) beats DASR's in DASR's trunk: the encoder swap (Table 2's kernels)",
+                SWAP_METHOD),
+    "D4": Claim("ours", "CDSR's trunk beats DASR's, both fed by CDSR's encoder: the encoder swap (Table 2's kernels)",
+                "cdsr"),
 }
 """The claims of the companion by stable id (C: CRL-SR, P: PCL-SR, D: CDSR / DASR)."""
 
@@ -74,7 +79,7 @@ COLUMNS = ("claim_id", "paper", "claim", "profile", "rung", "steps", "train_flop
 
 CRL_SCOPE = "Set14 crl-sv"
 """What CRL-SR Table 1's claims pool (:func:`srlib.methods.crl_sr.ablation_setting`)."""
-BLIND_CLAIMS = ("D1", "D0 DASR")
+BLIND_CLAIMS = ("D1", "D0 DASR", "D3", "D4")
 """The rows of :func:`srlib.methods.blind_sr.cdsr_vs_dasr` that are claims (D0 CDSR, CDSR against the control, is not
 one of the papers' or ours)."""
 
@@ -160,12 +165,9 @@ def profile_claims(profile, tables: str | os.PathLike) -> pd.DataFrame:
     if (tables / "crl_table1_claims.csv").exists():
         for r in pd.read_csv(tables / "crl_table1_claims.csv").to_dict("records"):
             rows.append({**r, "scope": CRL_SCOPE, "metric": "psnr"})
-    if (tables / "crl_dasr_claims.csv").exists():
-        for r in pd.read_csv(tables / "crl_dasr_claims.csv").to_dict("records"):
-            rows.append({**r, "metric": "psnr"})
-    if (tables / "cdsr_table1_claim.csv").exists():
-        for r in pd.read_csv(tables / "cdsr_table1_claim.csv").to_dict("records"):
-            rows.append({**r, "metric": "psnr"})
+    for name in ("crl_dasr_claims.csv", "cdsr_table1_claim.csv"):
+        if (tables / name).exists():
+            rows += [{**r, "metric": "psnr"} for r in pd.read_csv(tables / name).to_dict("records")]
     if (tables / "cdsr_table2_claim.csv").exists():
         for r in pd.read_csv(tables / "cdsr_table2_claim.csv", dtype={"scale": str}).to_dict("records"):
             if r["claim_id"] in BLIND_CLAIMS:
@@ -236,8 +238,8 @@ def pcl_rung(profile, results, bases, data_root=None, cache=None) -> list[dict]:
 
 
 def blind_rung(profile, results, data_root=None, cache=None) -> list[dict]:
-    """D1 (per CDSR Table 2 cell and pooled) and D0 on one rung of the blind ladder, each gated by the encoders of its
-    blind models (:func:`srlib.methods.blind_sr.gate_claims`)."""
+    """D1 (per CDSR Table 2 cell and pooled), D0, D3 and D4 on one rung of the blind ladder, each gated by the
+    encoders of its blind models (:func:`srlib.methods.blind_sr.gate_claims`)."""
     from srlib.methods import blind_sr
 
     models = blind_sr.table_models(blind_sr.by_name(results), "cdsr2")

@@ -238,6 +238,36 @@ def test_nonblind_control_shares_dasr_batches_and_initial_weights(tmp_path):
     assert set(B.table_models(named, "cdsr2")) == {(B.NONBLIND, SCALE, 0), ("DASR", SCALE, 0)}
 
 
+def test_encoder_swap_is_dasr_with_cdsrs_encoder(tmp_path):
+    """The encoder swap trains exactly as DASR (both stages: same configs, batches and initial SR-network weights) and
+    differs from it only in the encoder, which is CDSR's (LPE + CSC, same parameter shapes as CDSR's at the profile's
+    size); it trains through both stages and its embeddings include CSC's."""
+    prof = _profile()
+    images = _random_images()
+    dasr, swap = R.dasr_run(prof, SCALE, 0, protocol="cdsr"), R.dasr_run(prof, SCALE, 0, protocol="cdsr",
+                                                                          encoder="cdsr")
+    assert R.run_name(swap.id) == "DASR+CDSR enc" and swap.id != dasr.id and swap.parent.id != dasr.parent.id
+    assert swap.config == dasr.config and swap.parent.config == dasr.parent.config
+    assert swap.parent.freeze == dasr.parent.freeze == ("sr_net",)
+    extra = {k: v for k, v in swap.arch_kwargs.items() if dasr.arch_kwargs.get(k) != v}
+    assert extra == {"encoder": "cdsr", "codebook_size": TINY.codebook_size}
+    sampler = PatchSampler(images, 12 * SCALE, TINY.batch_size)
+    a = dasr.make_batch(sampler, dasr.config, torch.Generator().manual_seed(3))
+    b = swap.make_batch(sampler, swap.config, torch.Generator().manual_seed(3))
+    assert torch.equal(a.lr, b.lr) and torch.equal(a.extras["lr_key"], b.extras["lr_key"])
+    m_dasr, m_swap, m_cdsr = dasr.build(), swap.build(), R.cdsr_run(prof, SCALE, 0).build()
+    sa, sb = m_dasr.sr_net.state_dict(), m_swap.sr_net.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    shapes = {k: v.shape for k, v in m_swap.moco.encoder_q.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in m_cdsr.moco.encoder_q.state_dict().items()}
+    with pytest.raises(ValueError, match="encoder"):
+        R.dasr_run(prof, SCALE, 0, encoder="lpe")
+    result = _train(swap, images, tmp_path)
+    assert set(result.model.eval().embed(torch.rand(2, 3, 12, 12))) == {"fea", "fea_csc", "attn", "q"}
+    named = {("DASR+CDSR enc", SCALE, 0): result, ("DASR", SCALE, 0): result}
+    assert set(B.table_models(named, "cdsr2")) == {(B.SWAP, SCALE, 0), ("DASR", SCALE, 0)}
+
+
 def test_queue_must_hold_whole_batches(tmp_path):
     with pytest.raises(ValueError, match="multiple of the batch size"):
         R.cdsr_run(_profile(batch_size=3), SCALE, 0)
@@ -394,6 +424,22 @@ def test_cdsr_vs_dasr_pairs_by_seed_and_image():
     assert row.verdict == "supported" and row.claim_id == "D1"
     with pytest.raises(ValueError, match="both CDSR and DASR"):
         B.cdsr_vs_dasr(pd.DataFrame(rows[:3]))
+
+
+def test_encoder_swap_claims_split_d1_into_encoder_and_trunk():
+    """D3 (swap - DASR) and D4 (CDSR - swap) are paired differences on the same seeds and images, so their effects add
+    up to D1's pooled effect; hand-set values: per seed, DASR v, swap v + 0.1 + 0.1 seed, CDSR v + 0.5."""
+    rows = [{"method": m, "dataset": "Set5", "scale": 4, "setting": B.cdsr_setting(0.0), "metric": "psnr",
+             "seed": seed, "image": image, "value": 30.0 + seed + (0.2 if image == "b" else 0.0) + shift(seed)}
+            for m, shift in (("DASR", lambda s: 0.0), (B.SWAP, lambda s: 0.1 + 0.1 * s), ("CDSR", lambda s: 0.5))
+            for seed in range(3) for image in ("a", "b")]
+    claim = B.cdsr_vs_dasr(pd.DataFrame(rows)).set_index("claim_id")
+    assert claim.loc["D3", "effect"] == pytest.approx(0.2) and claim.loc["D4", "effect"] == pytest.approx(0.3)
+    assert claim.loc["D3", "effect"] + claim.loc["D4", "effect"] == pytest.approx(claim.loc["D1"].effect.iloc[-1])
+    assert claim.loc["D3", "verdict"] == claim.loc["D4", "verdict"] == "supported"
+    assert np.isnan(claim.loc["D3", "paper_effect"]) and claim.loc["D3", "dataset"] == "all"
+    no_swap = B.cdsr_vs_dasr(pd.DataFrame([r for r in rows if r["method"] != B.SWAP]))
+    assert not {"D3", "D4"} & set(no_swap.claim_id)
 
 
 def test_stage_losses_continue_the_steps(tmp_path):

@@ -50,6 +50,22 @@ def test_the_encoder_gate_reads_blind_claims_in_every_profile(monkeypatch):
     assert out.encoder_acc.tolist() == [0.2, 0.9, 0.2] and out.encoder_chance.tolist() == [1 / 9] * 3
 
 
+def test_the_encoder_swap_claims_are_gated_by_both_encoders_they_compare(monkeypatch):
+    """D3 (swap vs DASR) and D4 (CDSR vs swap) are read only where both of their models' encoders pass the gate:
+    hand-set accuracies DASR 0.9, swap 0.8, CDSR 0.2 (gate 5/9): D3 keeps its verdict, D4 names CDSR's encoder."""
+    accuracy = {"DASR": 0.9, blind_sr.SWAP: 0.8, "CDSR": 0.2}
+    monkeypatch.setattr(blind_sr, "heldout_images", lambda profile, data_root=None: {})
+    monkeypatch.setattr(blind_sr, "encoder_accuracy",
+                        lambda model, hr, scale, lr_patch: SimpleNamespace(accuracy=accuracy[model], chance=1 / 9))
+    models = {(n, 4, 0): n for n in accuracy}
+    claims = pd.DataFrame([{"claim_id": c, "dataset": "all", **CLAIM_COLS, "verdict": "contradicted",
+                            "why": "the CI lies below 0"} for c in ("D3", "D4")])
+    out = blind_sr.gate_claims(claims, models, profiles.PROFILES["medium"]).set_index("claim_id")
+    assert list(out.verdict) == ["contradicted", "inconclusive"]
+    assert out.loc["D4", "why"].startswith("CDSR's degradation encoder does not separate kernels")
+    assert out.encoder_acc.tolist() == [0.8, 0.2]
+
+
 def test_profile_claims_reads_every_claim_table_under_its_stable_id(tmp_path):
     t = tmp_path / "tables"
     t.mkdir()
@@ -62,7 +78,8 @@ def test_profile_claims_reads_every_claim_table_under_its_stable_id(tmp_path):
     pd.DataFrame([{"claim_id": "D1", "dataset": "Set5", "scale": 4, "setting": "cdsr-aniso9", **CLAIM_COLS},
                   {"claim_id": "D1", "dataset": "all", "scale": "all", "setting": "all", **CLAIM_COLS},
                   {"claim_id": "D0 DASR", "dataset": "all", "scale": "all", "setting": "all", **CLAIM_COLS},
-                  {"claim_id": "D0 CDSR", "dataset": "all", "scale": "all", "setting": "all", **CLAIM_COLS}]).to_csv(
+                  {"claim_id": "D0 CDSR", "dataset": "all", "scale": "all", "setting": "all", **CLAIM_COLS},
+                  {"claim_id": "D3", "dataset": "all", "scale": "all", "setting": "all", **CLAIM_COLS}]).to_csv(
         t / "cdsr_table2_claim.csv", index=False)
     pd.DataFrame([{"better": "EDSR-S +PCL", "worse": "EDSR-S +L1 control", "dataset": "Set5", "metric": "psnr",
                    **CLAIM_COLS},
@@ -75,7 +92,7 @@ def test_profile_claims_reads_every_claim_table_under_its_stable_id(tmp_path):
                    **CLAIM_COLS}]).to_csv(t / "pcl_table4_gains.csv", index=False)
     frame = ev.profile_claims(profiles.resolve("smoke"), t)
     assert list(frame.columns) == list(ev.COLUMNS)
-    assert sorted(frame.claim_id) == ["C1", "C2", "C3", "C4", "C6", "D0", "D1", "D1", "D2", "P2", "P4", "P6"]
+    assert sorted(frame.claim_id) == ["C1", "C2", "C3", "C4", "C6", "D0", "D1", "D1", "D2", "D3", "P2", "P4", "P6"]
     assert frame.scope[frame.claim_id == "C6"].item() == "Table 3: Set5 x4, 3 settings"
     assert set(frame.scope[frame.claim_id == "D1"]) == {"all", "Set5 x4 cdsr-aniso9"}
     assert frame.scope[frame.claim_id == "P4"].item() == "RCAN Set5 (6 vs 4)"

@@ -442,9 +442,14 @@ class DASR(ContrastiveBlindSR):
         momentum: MoCo momentum m (0.999; the recipe: :func:`srlib.recipes.blind_sr.moco_momentum`).
         temperature: MoCo temperature T (0.07).
         queue_generator: optional generator for the queue's initial noise (default: the global RNG).
+        encoder: ``"dasr"`` (DASR's :class:`DegradationEncoder`) or ``"cdsr"``: CDSR's LPE + CSC
+            (:class:`srlib.archs.cdsr.CDSREncoder`, embedding 4c, feeding the SR network its post-CSC vector), the
+            *encoder swap* (ours, issue 10): CDSR's modules tested in DASR's trunk, apart from CDSR's trunk.
+        codebook_size, patch_size: CDSR's CSC entries L (1024) and LPE patch size (12); only for ``encoder="cdsr"``.
 
     Modules: ``sr_net`` (:class:`DASRNet`), ``moco`` (:class:`MoCo` with ``encoder_q``, ``encoder_k``, ``queue``).
-    Built in the official order (SR network first, then the encoders). See :class:`ContrastiveBlindSR` for
+    Built in the official order (SR network first, then the encoders), so under one seed both encoders start from
+    the same SR-network weights. See :class:`ContrastiveBlindSR` for
     ``forward(lr)``, ``forward_train(lr_query, lr_key)``, ``forward_encoder``, ``contrastive_loss``.
     """
 
@@ -462,13 +467,25 @@ class DASR(ContrastiveBlindSR):
         momentum: float = 0.999,
         temperature: float = 0.07,
         queue_generator: torch.Generator | None = None,
+        encoder: str = "dasr",
+        codebook_size: int = 1024,
+        patch_size: int = 12,
     ):
         super().__init__()
         self.scale = scale
         check_positive_int(enc_feats, "enc_feats")
+        if encoder not in ("dasr", "cdsr"):
+            raise ValueError(f"DASR: encoder must be 'dasr' or 'cdsr', got {encoder!r}")
         self.sr_net = DASRNet(scale, n_feats, n_groups, n_blocks, kernel_size, reduction, emb_dim=4 * enc_feats)
+        if encoder == "cdsr":
+            from srlib.archs.cdsr import CDSREncoder  # cdsr builds on this module
+
+            self.min_size = check_positive_int(patch_size, "patch_size")
+            encoder_q = CDSREncoder(enc_feats, 4 * enc_feats, codebook_size, patch_size, proj_dim)
+        else:
+            encoder_q = DegradationEncoder(enc_feats, proj_dim)
         self.moco = MoCo(
-            DegradationEncoder(enc_feats, proj_dim),
+            encoder_q,
             proj_dim,
             queue_size,
             momentum,
@@ -481,8 +498,11 @@ class DASR(ContrastiveBlindSR):
 
         Returns:
             dict with ``fea`` (B, 4c), the pooled pre-MLP vector the SR network consumes, and ``q`` (B, proj_dim),
-            the unit-norm projection that MoCo compares.
+            the unit-norm projection that MoCo compares; with ``encoder="cdsr"`` those of
+            :meth:`srlib.archs.cdsr.CDSREncoder.embed` (``fea`` before CSC, ``fea_csc``, ``attn``, ``q``).
         """
         self._check(lr, "embed")
+        if hasattr(self.moco.encoder_q, "embed"):  # CDSR's encoder (the swap): also fea_csc and attn
+            return self.moco.encoder_q.embed(lr)
         fea, q = self.moco.encoder_q(lr)
         return {"fea": fea, "q": q}

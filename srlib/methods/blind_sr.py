@@ -65,6 +65,15 @@ NONBLIND = "DASR trunk, constant embedding"
 """Row name of DASR's non-blind, same-trunk control (:func:`srlib.recipes.blind_sr.nonblind_run`) in the blind tables:
 the baseline that DASR's and CDSR's claims are really about (what the degradation encoder adds)."""
 
+SWAP = "DASR trunk, CDSR encoder"
+"""Row name of the encoder swap (:func:`srlib.recipes.blind_sr.dasr_run` with ``encoder="cdsr"``) in the blind
+tables: CDSR's LPE + CSC feeding DASR's SR network, trained as DASR."""
+
+SWAP_CLAIMS = {"D3": (SWAP, "DASR"), "D4": ("CDSR", SWAP)}
+"""The encoder swap's pooled claims (ours; the papers do not train it): D3 CDSR's encoder beats DASR's in DASR's trunk
+(``better``, ``worse``), D4 CDSR's trunk beats DASR's, both fed by CDSR's encoder. D3 + D4 = D1 on one set of
+images and seeds."""
+
 
 def _kernel_mean(measured: pd.DataFrame, noise: float) -> pd.DataFrame:
     """Per-kernel measurements -> one cell per (method, set, scale, metric, seed): the mean over the kernels."""
@@ -99,6 +108,15 @@ def heldout_images(profile: Profile, data_root=None) -> dict[str, np.ndarray]:
     return {f"{s.name}/{r.stem}": r.image for s in table_sets(profile, data_root) for r in s}
 
 
+def kernel_test_patches(hr_images, scale: int, lr_patch: int, patches_per_image: int = 1, seed: int = 0,
+                        max_kernels: int | None = None):
+    """LR patches of ``hr_images`` under each of CDSR's noise-free test kernels at ``scale`` (``max_kernels`` of the 9
+    when given; :func:`srlib.embeddings.degradation_patches`, ``patches_per_image`` per (image, kernel), seeded):
+    ``(lr, degradations, image names)``, what the encoder accuracies embed."""
+    degs = cdsr_test_degradations(scale, max_kernels)[0.0]
+    return E.degradation_patches(hr_images, degs, patches_per_image, lr_patch, seed)
+
+
 def embedding_accuracy(model: nn.Module, hr_images, scale: int, lr_patch: int, patches_per_image: int = 1,
                        seed: int = 0, layer: str = "fea", max_kernels: int | None = None) -> float:
     """CDSR Table 1's "Acc" (our definition, see the module docstring), in percent.
@@ -110,9 +128,8 @@ def embedding_accuracy(model: nn.Module, hr_images, scale: int, lr_patch: int, p
     kernel is always a patch of another image, so content cannot raise the score; more patches per (image, kernel)
     let a patch find its sibling from the same image and kernel, which rewards content as well.
     """
-    degs = cdsr_test_degradations(scale, max_kernels)[0.0]
-    lr, d, names = E.degradation_patches(hr_images, degs, patches_per_image, lr_patch, seed)
-    emb = E.patch_embeddings(model, lr, d, names)
+    emb = E.patch_embeddings(model, *kernel_test_patches(hr_images, scale, lr_patch, patches_per_image, seed,
+                                                         max_kernels))
     return 100.0 * emb.accuracy(layer)
 
 
@@ -228,8 +245,9 @@ def evaluate_cdsr_table2(profile: Profile, models: dict, data_root=None, cache=N
 def cdsr_vs_dasr(measured: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     """CDSR's claim over DASR (CDSR Table 2, claim D1) on our measurements: CDSR - DASR paired by training seed and
     test image, per (dataset, scale, setting) and pooled over them (``dataset`` "all"); where DASR's non-blind control
-    (:data:`NONBLIND`) was measured, also "D0 DASR" and "D0 CDSR": each blind model against it, pooled (no paper
-    value: the papers do not train this control).
+    (:data:`NONBLIND`) was measured, also "D0 DASR" and "D0 CDSR": each blind model against it, pooled; where the
+    encoder swap (:data:`SWAP`) was measured, also D3 and D4 (:data:`SWAP_CLAIMS`), pooled (no paper value for
+    these: the papers do not train the controls).
 
     Args:
         measured: the per-image measurements of :func:`evaluate_cdsr_table2` (``return_measurements=True``); where
@@ -257,6 +275,8 @@ def cdsr_vs_dasr(measured: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     pooled_rows = [("D1", "CDSR", "DASR", pooled)]
     if NONBLIND in set(m.method):  # the control: does the degradation-aware model beat its non-blind trunk?
         pooled_rows += [(f"D0 {blind}", blind, NONBLIND, None) for blind in ("DASR", "CDSR")]
+    if SWAP in set(m.method):  # the encoder swap: CDSR's encoder and CDSR's trunk apart
+        pooled_rows += [(claim_id, better, worse, None) for claim_id, (better, worse) in SWAP_CLAIMS.items()]
     for claim_id, better, worse, paper in pooled_rows:
         rows.append({"claim_id": claim_id, "dataset": "all", "scale": "all", "setting": "all",
                      **claim_row(m, better, worse, metric, paper, baseline_metric=metric)})
@@ -264,9 +284,9 @@ def cdsr_vs_dasr(measured: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
 
 
 GATE = 0.5
-"""The encoder gate (DESIGN.md, fixed before the `large` runs were read): a blind claim (D0, D1) is read only where
-every degradation encoder of the claim reaches a content-controlled kernel accuracy of at least ``chance + GATE * (1 -
-chance)`` (half-way from chance to perfect)."""
+"""The encoder gate (DESIGN.md, fixed before the `large` runs were read): a blind claim (D0, D1, D3, D4) is read only
+where every degradation encoder of the claim reaches a content-controlled kernel accuracy of at least ``chance + GATE *
+(1 - chance)`` (half-way from chance to perfect)."""
 
 
 def encoder_gate(accuracy: float, chance: float) -> bool:
@@ -278,17 +298,17 @@ def encoder_accuracy(model, hr_images, scale: int, lr_patch: int, patches_per_im
     """Content-controlled kernel accuracy of a blind model's degradation encoder (``fea``): LR patches of the held-out
     ``hr_images`` under each of CDSR's 9 noise-free test kernels, nearest neighbours from other images only
     (:func:`srlib.embeddings.content_controlled_accuracy`; chance ~ 1/9)."""
-    degs = cdsr_test_degradations(scale)[0.0]
-    lr, d, names = E.degradation_patches(hr_images, degs, patches_per_image, lr_patch, seed)
-    return E.patch_embeddings(model, lr, d, names).controlled_accuracy("fea", "degradation")
+    emb = E.patch_embeddings(model, *kernel_test_patches(hr_images, scale, lr_patch, patches_per_image, seed))
+    return emb.controlled_accuracy("fea", "degradation")
 
 
 def gate_claims(claims: pd.DataFrame, models: dict, profile: Profile, data_root=None) -> pd.DataFrame:
     """The encoder gate on the claim rows of :func:`cdsr_vs_dasr`, in every profile.
 
     Each row gets ``encoder_acc`` and ``encoder_chance``: those of the worst of its blind encoders (D1: DASR's and
-    CDSR's; "D0 <model>": that model's), each the mean over its seeds of :func:`encoder_accuracy` on
-    :func:`heldout_images`; a row whose encoder fails :func:`encoder_gate` becomes *inconclusive* and says why.
+    CDSR's; "D0 <model>": that model's; D3, D4: those of both models compared), each the mean over its seeds of
+    :func:`encoder_accuracy` on :func:`heldout_images`; a row whose encoder fails :func:`encoder_gate` becomes
+    *inconclusive* and says why.
 
     Args:
         models: the models of the claims, ``{("DASR" | "CDSR" | ..., scale, seed): model}`` (:func:`table_models`
@@ -296,13 +316,15 @@ def gate_claims(claims: pd.DataFrame, models: dict, profile: Profile, data_root=
     """
     hr = heldout_images(profile, data_root)
     acc = {}
-    for name in ("DASR", "CDSR"):
+    for name in sorted({n for n, _, _ in models} - {NONBLIND}):
         found = [encoder_accuracy(m, hr, scale, profile.blind.lr_patch) for (n, scale, _), m in models.items()
                  if n == name]
         acc[name] = (float(np.mean([a.accuracy for a in found])), float(np.mean([a.chance for a in found])))
     rows = []
     for r in claims.to_dict("records"):
-        encoders = ("DASR", "CDSR") if r["claim_id"] == "D1" else (r["claim_id"].split()[1],)
+        cid = r["claim_id"]
+        encoders = (("DASR", "CDSR") if cid == "D1" else SWAP_CLAIMS[cid] if cid in SWAP_CLAIMS
+                    else (cid.split()[1],))
         worst = min(encoders, key=lambda n: acc[n][0] - acc[n][1])
         a, c = acc[worst]
         r = {**r, "encoder_acc": a, "encoder_chance": c}
@@ -342,18 +364,19 @@ def evaluate_dasr_table2(profile: Profile, models: dict, data_root=None, cache=N
 
 def by_name(trained: dict) -> dict:
     """``{RunId: TrainResult}`` of blind runs -> ``{(run name, scale, seed): TrainResult}`` with the names of
-    :data:`srlib.recipes.blind_sr.RUNS` ("DASR-iso", "DASR", "CDSR", "DASR D", "DASR C", "DASR-n25")."""
+    :data:`srlib.recipes.blind_sr.RUNS` ("DASR-iso", "DASR", "CDSR", "DASR D", "DASR C", "DASR-n25", ...)."""
     return {(run_name(k), k.scale, k.seed): r for k, r in trained.items() if k.paper == "blind"}
 
 
 def table_models(named: dict, table: str) -> dict:
     """The models of one table from the blind runs by name (:func:`by_name`), keyed as the table's function expects:
-    ``"cdsr1"`` {(positive, seed)}, ``"cdsr2"`` {("DASR" | "CDSR" | NONBLIND, scale, seed)}, ``"dasr2"`` {("DASR" |
-    NONBLIND, scale, seed)} (:data:`NONBLIND`: the non-blind same-trunk control of DASR, where trained)."""
+    ``"cdsr1"`` {(positive, seed)}, ``"cdsr2"`` {("DASR" | "CDSR" | NONBLIND | SWAP, scale, seed)}, ``"dasr2"``
+    {("DASR" | NONBLIND, scale, seed)} (:data:`NONBLIND`: the non-blind same-trunk control of DASR, :data:`SWAP`: the
+    encoder swap, where trained)."""
     if table == "cdsr1":
         names = {"DASR": "C&D", "DASR D": "D", "DASR C": "C"}
         return {(names[n], seed): r.model for (n, s, seed), r in named.items() if n in names and s == 4}
-    names = {"cdsr2": {"DASR": "DASR", "CDSR": "CDSR", "DASR const": NONBLIND},
+    names = {"cdsr2": {"DASR": "DASR", "CDSR": "CDSR", "DASR const": NONBLIND, "DASR+CDSR enc": SWAP},
              "dasr2": {"DASR-iso": "DASR", "DASR-iso const": NONBLIND}}.get(table)
     if names is None:
         raise ValueError(f"unknown table {table!r}; choose cdsr1, cdsr2 or dasr2")
@@ -407,8 +430,7 @@ def accuracy_table(models: dict, hr_images, scale: int, lr_patch: int, patches_p
         frame ``model, layer, acc`` (one row per layer of ``model.embed``: DASR ``fea``, ``q``; CDSR also
         ``fea_csc``, ``attn``).
     """
-    degs = cdsr_test_degradations(scale, max_kernels)[0.0]
-    lr, d, names = E.degradation_patches(hr_images, degs, patches_per_image, lr_patch, seed)
+    lr, d, names = kernel_test_patches(hr_images, scale, lr_patch, patches_per_image, seed, max_kernels)
     rows = []
     for label, model in models.items():
         emb = E.patch_embeddings(model, lr, d, names)
@@ -453,6 +475,8 @@ def protocol_summary(profile: Profile, scale: int) -> pd.DataFrame:
 __all__ = [
     "ACC_DATASET",
     "NONBLIND",
+    "SWAP",
+    "SWAP_CLAIMS",
     "CURVE_LABELS",
     "RUNS",
     "POSITIVES",
@@ -471,6 +495,7 @@ __all__ = [
     "positive_claim",
     "protocol_summary",
     "heldout_images",
+    "kernel_test_patches",
     "sr_gallery",
     "stage_losses",
     "table_models",

@@ -29,6 +29,11 @@ started from the first stage's weights, queue and key encoder, with the generato
 patches than stage 1's). The stages are two runs (the joint run's parent is the warm-up). CDSR: the joint stage from
 the start (``epochs_encoder = -1``). Contrastive weight 1 in both.
 
+**Controls** (ours, issue 10): DASR's non-blind same-trunk control (:func:`nonblind_run`, a constant embedding) and
+the *encoder swap* (:func:`dasr_run` with ``encoder="cdsr"``): CDSR's encoder (LPE + CSC) feeding DASR's SR network,
+trained exactly as DASR (same stages, batches and initial SR weights), so that swap - DASR is what CDSR's encoder
+brings and CDSR - swap what CDSR's trunk (and single-stage schedule) brings.
+
 **MoCo momentum** (:func:`moco_momentum`, ours; the papers fix m = 0.999 for runs of 100 k+ steps). The key encoder
 is an exponential moving average of the query encoder with a time constant of 1 / (1 - m) steps, so with m = 0.999
 it is still 0.999^N of its random initialisation after N steps (~50% after 700). Every stage that trains the encoder
@@ -70,6 +75,9 @@ CDSR-protocol models serve both noise levels of CDSR Table 2 (0 and 15; 20% of t
 
 CONTRASTIVE_WEIGHT = 1.0
 
+SWAP_METHOD = "dasr-cdsrenc"
+"""The :attr:`srlib.runs.RunId.method` of the encoder swap (:func:`dasr_run` with ``encoder="cdsr"``)."""
+
 PAPER_MOMENTUM = 0.999
 """MoCo's momentum in DASR's and CDSR's code (runs of 100 k+ steps): the upper bound of :func:`moco_momentum`."""
 MIN_MOMENTUM = 0.9
@@ -89,6 +97,9 @@ RUNS = {
     "DASR-iso const": "non-blind control of DASR-iso: DASR's SR network with a learned constant embedding, L1 only, "
                       "the same batches and initial SR weights as DASR-iso's joint stage: DASR Table 2",
     "DASR const": "non-blind control of DASR (CDSR's protocol), as DASR-iso const: CDSR Table 2",
+    "DASR+CDSR enc": "the encoder swap (ours): DASR's SR network fed by CDSR's encoder (LPE + CSC), trained as DASR "
+                     "(encoder warm-up, then joint) on CDSR's protocol with DASR's batches and initial SR weights: "
+                     "CDSR Table 2, CDSR's modules apart from its trunk",
 }
 """The runs of :func:`runs` per scale and seed (as ``RunId.arm``-independent names, see :func:`run_name`), and what
 each is for."""
@@ -228,17 +239,29 @@ def _check_sizes(s: BlindSizes) -> None:
                          f"({s.batch_size})")
 
 
+def swap_kwargs(scale: int, sizes: BlindSizes) -> dict:
+    """The encoder swap (``DASR(encoder="cdsr")``): :func:`dasr_kwargs` with CDSR's encoder of the profile's size
+    (LPE width ``enc_feats``, embedding 4 x enc_feats, codebook ``codebook_size``)."""
+    return {**dasr_kwargs(scale, sizes), "encoder": "cdsr", "codebook_size": sizes.codebook_size}
+
+
+METHODS = {"dasr": ("DASR", dasr_kwargs), "cdsr": ("CDSR", cdsr_kwargs), SWAP_METHOD: ("DASR", swap_kwargs)}
+"""Each blind method's :attr:`srlib.runs.RunId.method` -> (architecture, its keyword arguments at a profile's
+size)."""
+
+
 def _spec(method: str, profile: Profile, scale: int, seed: int, protocol: str, positive: str, noise: float | None,
           stage: str, cfg: TrainConfig, loss, parent: RunSpec | None = None, freeze=()) -> RunSpec:
     s = profile.blind
     _check_sizes(s)
     space = training_space(protocol, scale, noise)
     arm = f"{protocol}-n{space.noise_range[1]:g}-{_slug(positive)}"
-    kwargs = dasr_kwargs(scale, s) if method == "dasr" else cdsr_kwargs(scale, s)
+    arch, sized = METHODS[method]
+    kwargs = sized(scale, s)
     kwargs["momentum"] = moco_momentum(cfg.iterations)  # every blind stage trains the encoder
     return RunSpec(
-        id=RunId(PAPER, method, method.upper(), scale, seed, stage, arm),
-        arch=method.upper(),
+        id=RunId(PAPER, method, arch, scale, seed, stage, arm),
+        arch=arch,
         arch_kwargs=kwargs,
         config=cfg,
         recipe={"method": method, "protocol": protocol, "positive": positive, "sizes": _training_sizes(s)},
@@ -248,7 +271,7 @@ def _spec(method: str, profile: Profile, scale: int, seed: int, protocol: str, p
         parent=parent,
         freeze=freeze,
         code=CODE,
-        desc=f"{method.upper()} {protocol} {positive} x{scale} s{seed}" + (f": {stage}" if method == "dasr" else ""),
+        desc=f"{method.upper()} {protocol} {positive} x{scale} s{seed}" + (f": {stage}" if arch == "DASR" else ""),
     )
 
 
@@ -260,7 +283,7 @@ def _joint_config(profile: Profile, scale: int, space: DegradationSpace, seed: i
 
 
 def dasr_run(profile: Profile, scale: int, seed: int, protocol: str = "dasr", positive: str = "C&D",
-             noise: float | None = None) -> RunSpec:
+             noise: float | None = None, encoder: str = "dasr") -> RunSpec:
     """DASR's joint stage, whose parent is the encoder warm-up (when ``warmup_iterations`` > 0).
 
     Stage 1: the SR network is frozen and the encoder learns from the contrastive loss alone at ``warmup_lr``
@@ -271,7 +294,12 @@ def dasr_run(profile: Profile, scale: int, seed: int, protocol: str = "dasr", po
         protocol, noise: training distribution (:func:`training_space`); CRL-SR's tables use ``protocol="dasr",
             noise=25.0``.
         positive: the positive key (:data:`POSITIVES`).
+        encoder: ``"dasr"`` or ``"cdsr"``: the encoder swap (:func:`swap_kwargs`, method :data:`SWAP_METHOD`), whose
+            two stages draw exactly DASR's batches and start from DASR's initial SR-network weights.
     """
+    if encoder not in ("dasr", "cdsr"):
+        raise ValueError(f"dasr_run: encoder must be 'dasr' or 'cdsr', got {encoder!r}")
+    method = "dasr" if encoder == "dasr" else SWAP_METHOD
     s = profile.blind
     space = training_space(protocol, scale, noise)
     warm = None
@@ -281,9 +309,9 @@ def dasr_run(profile: Profile, scale: int, seed: int, protocol: str = "dasr", po
                                lr_halve_every=max(1, math.ceil(0.6 * s.warmup_iterations)), degradations=space,
                                seed=seed, checkpoint_every=max(1, s.warmup_iterations // 5),
                                precision=profile.precision)
-        warm = _spec("dasr", profile, scale, seed, protocol, positive, noise, "warmup", warm_cfg, encoder_loss,
+        warm = _spec(method, profile, scale, seed, protocol, positive, noise, "warmup", warm_cfg, encoder_loss,
                      freeze=("sr_net",))
-    return _spec("dasr", profile, scale, seed, protocol, positive, noise, "joint",
+    return _spec(method, profile, scale, seed, protocol, positive, noise, "joint",
                  _joint_config(profile, scale, space, 10_000 + seed), joint_loss, parent=warm)
 
 
@@ -333,6 +361,7 @@ RUN_BUILDERS = {
     "DASR-n25": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="dasr", noise=25.0),
     "DASR-iso const": lambda p, sc, sd: nonblind_run(p, sc, sd, protocol="dasr"),
     "DASR const": lambda p, sc, sd: nonblind_run(p, sc, sd, protocol="cdsr"),
+    "DASR+CDSR enc": lambda p, sc, sd: dasr_run(p, sc, sd, protocol="cdsr", encoder="cdsr"),
 }
 """How each run of :data:`RUNS` is built at (profile, scale, seed)."""
 
@@ -342,6 +371,8 @@ def run_name(run_id: RunId) -> str:
     protocol, noise, positive = run_id.arm.split("-")
     if run_id.method == "cdsr":
         return "CDSR"
+    if run_id.method == SWAP_METHOD:
+        return "DASR+CDSR enc"
     if run_id.method == "dasr-const":
         return "DASR-iso const" if protocol == "dasr" else "DASR const"
     if protocol == "dasr":
@@ -349,9 +380,10 @@ def run_name(run_id: RunId) -> str:
     return {"cd": "DASR", "d": "DASR D", "c": "DASR C"}[positive]
 
 
-LADDER_RUNS = ("DASR", "CDSR", "DASR const")
-"""The runs of claims D1 (CDSR > DASR on CDSR's anisotropic protocol) and D0 (DASR > its non-blind same-trunk
-control), laddered in a ``ladder`` profile (DASR's encoder warm-up trains on its own schedule first)."""
+LADDER_RUNS = ("DASR", "CDSR", "DASR const", "DASR+CDSR enc")
+"""The runs of claims D1 (CDSR > DASR on CDSR's anisotropic protocol), D0 (DASR > its non-blind same-trunk
+control) and D3 / D4 (the encoder swap: CDSR's encoder in DASR's trunk against DASR, and CDSR against it), laddered
+in a ``ladder`` profile (DASR's encoder warm-up trains on its own schedule first)."""
 
 
 def runs(profile: Profile) -> list[RunSpec]:
