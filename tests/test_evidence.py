@@ -170,11 +170,11 @@ def test_ladder_claims_read_every_rung_of_a_trained_ladder(tmp_path):
     frame = ev.ladder_claims(prof, crl=trained["crl-sr"], pcl=trained["pcl-sr"], pcl_bases=bases,
                              blind=trained["blind"])
     head = ev.headline(frame)
-    assert set(head.claim_id) == {"C1", "C2", "C3", "C4", "P1", "P2", "P6", "D0", "D1"}
+    assert set(head.claim_id) == {"C1", "C2", "C3", "C4", "P1", "P2", "P6", "D0", "D1", "D3", "D4"}
     assert set(frame.rung) == {"smoke/b10", "smoke/b20"}
     for cid, rows in head.groupby("claim_id"):
         assert rows.sort_values("steps").train_flops.is_monotonic_increasing, cid
-    blind = frame[frame.claim_id.isin(["D0", "D1"])]
+    blind = frame[frame.claim_id.isin(["D0", "D1", "D3", "D4"])]
     assert blind.encoder_acc.between(0, 1).all() and blind.encoder_chance.between(0.05, 0.2).all()
     gated = blind[~blind.apply(lambda r: blind_sr.encoder_gate(r.encoder_acc, r.encoder_chance), axis=1)]
     assert (gated.verdict == "inconclusive").all() and gated.why.str.contains("does not separate kernels").all()
