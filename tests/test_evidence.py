@@ -30,15 +30,20 @@ def test_encoder_gate_is_half_way_from_chance_to_perfect():
     assert blind_sr.encoder_gate(0.75, 0.5) and not blind_sr.encoder_gate(0.74, 0.5)
 
 
+def _hand_set_accuracies(monkeypatch, accuracy: dict) -> None:
+    """Stand-in encoders for gate_claims: a model is its name, its accuracy ``accuracy[name]``, chance 1/9."""
+    monkeypatch.setattr(blind_sr, "heldout_images", lambda profile, data_root=None: {})
+    monkeypatch.setattr(blind_sr, "encoder_accuracy",
+                        lambda model, hr, scale, lr_patch: SimpleNamespace(accuracy=accuracy[model], chance=1 / 9))
+
+
 def test_the_encoder_gate_reads_blind_claims_in_every_profile(monkeypatch):
     """Notebook 04's D1 / D0 rows (the claims of a profile without a ladder) are gated like a ladder rung's: a row whose
     worst encoder stays below half-way from chance to perfect becomes inconclusive and names that encoder; a row
     whose encoders pass keeps its verdict. Stand-in models with hand-set accuracies (DASR 0.9, CDSR 0.2, chance
     1/9: gate 5/9)."""
     accuracy = {"DASR": 0.9, "CDSR": 0.2}
-    monkeypatch.setattr(blind_sr, "heldout_images", lambda profile, data_root=None: {})
-    monkeypatch.setattr(blind_sr, "encoder_accuracy",
-                        lambda model, hr, scale, lr_patch: SimpleNamespace(accuracy=accuracy[model], chance=1 / 9))
+    _hand_set_accuracies(monkeypatch, accuracy)
     models = {("DASR", 4, 0): "DASR", ("DASR", 4, 1): "DASR", ("CDSR", 4, 0): "CDSR", (blind_sr.NONBLIND, 4, 0): "-"}
     claims = pd.DataFrame([{"claim_id": c, "dataset": "all", **CLAIM_COLS, "verdict": "contradicted",
                             "why": "the CI lies below 0"} for c in ("D1", "D0 DASR", "D0 CDSR")])
@@ -54,9 +59,7 @@ def test_the_encoder_swap_claims_are_gated_by_both_encoders_they_compare(monkeyp
     """D3 (swap vs DASR) and D4 (CDSR vs swap) are read only where both of their models' encoders pass the gate:
     hand-set accuracies DASR 0.9, swap 0.8, CDSR 0.2 (gate 5/9): D3 keeps its verdict, D4 names CDSR's encoder."""
     accuracy = {"DASR": 0.9, blind_sr.SWAP: 0.8, "CDSR": 0.2}
-    monkeypatch.setattr(blind_sr, "heldout_images", lambda profile, data_root=None: {})
-    monkeypatch.setattr(blind_sr, "encoder_accuracy",
-                        lambda model, hr, scale, lr_patch: SimpleNamespace(accuracy=accuracy[model], chance=1 / 9))
+    _hand_set_accuracies(monkeypatch, accuracy)
     models = {(n, 4, 0): n for n in accuracy}
     claims = pd.DataFrame([{"claim_id": c, "dataset": "all", **CLAIM_COLS, "verdict": "contradicted",
                             "why": "the CI lies below 0"} for c in ("D3", "D4")])
