@@ -421,7 +421,7 @@ def test_cdsr_vs_dasr_pairs_by_seed_and_image():
     # per-seed differences 0.5, 0.1, 0.3: every bootstrap mean lies within them
     assert 0.1 - 1e-9 <= row.ci_low < 0.3 < row.ci_high <= 0.5 + 1e-9
     assert row.paper_effect == pytest.approx(31.63 - 31.45)
-    assert row.verdict == "supported" and row.claim_id == "D1"
+    assert row.verdict == "supported" and (row.claim_id, row.better, row.worse) == ("D1", "CDSR", "DASR")
     with pytest.raises(ValueError, match="both CDSR and DASR"):
         B.cdsr_vs_dasr(pd.DataFrame(rows[:3]))
 
@@ -438,6 +438,7 @@ def test_encoder_swap_claims_split_d1_into_encoder_and_trunk():
     assert claim.loc["D3", "effect"] + claim.loc["D4", "effect"] == pytest.approx(claim.loc["D1"].effect.iloc[-1])
     assert claim.loc["D3", "verdict"] == claim.loc["D4", "verdict"] == "supported"
     assert np.isnan(claim.loc["D3", "paper_effect"]) and claim.loc["D3", "dataset"] == "all"
+    assert claim.loc[["D3", "D4"], ["better", "worse"]].values.tolist() == [[B.SWAP, "DASR"], ["CDSR", B.SWAP]]
     no_swap = B.cdsr_vs_dasr(pd.DataFrame([r for r in rows if r["method"] != B.SWAP]))
     assert not {"D3", "D4"} & set(no_swap.claim_id)
 

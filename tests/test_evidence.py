@@ -45,11 +45,13 @@ def test_the_encoder_gate_reads_blind_claims_in_every_profile(monkeypatch):
     accuracy = {"DASR": 0.9, "CDSR": 0.2}
     _hand_set_accuracies(monkeypatch, accuracy)
     models = {("DASR", 4, 0): "DASR", ("DASR", 4, 1): "DASR", ("CDSR", 4, 0): "CDSR", (blind_sr.NONBLIND, 4, 0): "-"}
-    claims = pd.DataFrame([{"claim_id": c, "dataset": "all", **CLAIM_COLS, "verdict": "contradicted",
-                            "why": "the CI lies below 0"} for c in ("D1", "D0 DASR", "D0 CDSR")])
+    claims = pd.DataFrame([{"claim_id": c, "better": better, "worse": worse, "dataset": "all", **CLAIM_COLS,
+                            "verdict": "contradicted", "why": "the CI lies below 0"}
+                           for c, better, worse in (("D1", "CDSR", "DASR"), ("D0 DASR", "DASR", blind_sr.NONBLIND),
+                                                    ("D0 CDSR", "CDSR", blind_sr.NONBLIND))])
     out = blind_sr.gate_claims(claims, models, profiles.PROFILES["medium"]).set_index("claim_id")
     assert list(out.verdict) == ["inconclusive", "contradicted", "inconclusive"]
-    assert out.loc["D1", "why"].startswith("CDSR's degradation encoder does not separate kernels: "
+    assert out.loc["D1", "why"].startswith("the degradation encoder of 'CDSR' does not separate kernels: "
                                            "content-controlled accuracy 0.20 (chance 0.11, gate 0.56)")
     assert out.loc["D0 DASR", "why"] == "the CI lies below 0"
     assert out.encoder_acc.tolist() == [0.2, 0.9, 0.2] and out.encoder_chance.tolist() == [1 / 9] * 3
@@ -61,11 +63,12 @@ def test_the_encoder_swap_claims_are_gated_by_both_encoders_they_compare(monkeyp
     accuracy = {"DASR": 0.9, blind_sr.SWAP: 0.8, "CDSR": 0.2}
     _hand_set_accuracies(monkeypatch, accuracy)
     models = {(n, 4, 0): n for n in accuracy}
-    claims = pd.DataFrame([{"claim_id": c, "dataset": "all", **CLAIM_COLS, "verdict": "contradicted",
-                            "why": "the CI lies below 0"} for c in ("D3", "D4")])
+    claims = pd.DataFrame([{"claim_id": c, "better": better, "worse": worse, "dataset": "all", **CLAIM_COLS,
+                            "verdict": "contradicted", "why": "the CI lies below 0"}
+                           for c, (better, worse) in blind_sr.SWAP_CLAIMS.items()])
     out = blind_sr.gate_claims(claims, models, profiles.PROFILES["medium"]).set_index("claim_id")
     assert list(out.verdict) == ["contradicted", "inconclusive"]
-    assert out.loc["D4", "why"].startswith("CDSR's degradation encoder does not separate kernels")
+    assert out.loc["D4", "why"].startswith("the degradation encoder of 'CDSR' does not separate kernels")
     assert out.encoder_acc.tolist() == [0.8, 0.2]
 
 

@@ -254,7 +254,8 @@ def cdsr_vs_dasr(measured: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
             they hold a ``Bicubic`` row, a claim whose models do not beat it is inconclusive.
 
     Returns:
-        one row per cell and the pooled row: ``claim_id``, ``dataset``, ``scale``, ``setting`` and the columns of
+        one row per cell and the pooled row: ``claim_id``, ``better`` and ``worse`` (the two methods compared, the
+        effect is ``better - worse``), ``dataset``, ``scale``, ``setting`` and the columns of
         :func:`srlib.claims.claim_row` (``paper_effect``: the paper's CDSR - DASR where it has both cells; the
         pooled row's is their mean).
     """
@@ -269,8 +270,8 @@ def cdsr_vs_dasr(measured: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     for (dataset, scale, setting), cell in m.groupby(["dataset", "scale", "setting"], sort=False):
         p = float(paper.get((dataset, scale, setting), np.nan))
         cells.append(p)
-        rows.append({"claim_id": "D1", "dataset": dataset, "scale": scale, "setting": setting,
-                     **claim_row(cell, "CDSR", "DASR", metric, p, baseline_metric=metric)})
+        rows.append({"claim_id": "D1", "better": "CDSR", "worse": "DASR", "dataset": dataset, "scale": scale,
+                     "setting": setting, **claim_row(cell, "CDSR", "DASR", metric, p, baseline_metric=metric)})
     pooled = np.nanmean(cells) if any(not np.isnan(c) for c in cells) else np.nan
     pooled_rows = [("D1", "CDSR", "DASR", pooled)]
     if NONBLIND in set(m.method):  # the control: does the degradation-aware model beat its non-blind trunk?
@@ -278,8 +279,8 @@ def cdsr_vs_dasr(measured: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     if SWAP in set(m.method):  # the encoder swap: CDSR's encoder and CDSR's trunk apart
         pooled_rows += [(claim_id, better, worse, None) for claim_id, (better, worse) in SWAP_CLAIMS.items()]
     for claim_id, better, worse, paper in pooled_rows:
-        rows.append({"claim_id": claim_id, "dataset": "all", "scale": "all", "setting": "all",
-                     **claim_row(m, better, worse, metric, paper, baseline_metric=metric)})
+        rows.append({"claim_id": claim_id, "better": better, "worse": worse, "dataset": "all", "scale": "all",
+                     "setting": "all", **claim_row(m, better, worse, metric, paper, baseline_metric=metric)})
     return pd.DataFrame(rows)
 
 
@@ -305,10 +306,10 @@ def encoder_accuracy(model, hr_images, scale: int, lr_patch: int, patches_per_im
 def gate_claims(claims: pd.DataFrame, models: dict, profile: Profile, data_root=None) -> pd.DataFrame:
     """The encoder gate on the claim rows of :func:`cdsr_vs_dasr`, in every profile.
 
-    Each row gets ``encoder_acc`` and ``encoder_chance``: those of the worst of its blind encoders (D1: DASR's and
-    CDSR's; "D0 <model>": that model's; D3, D4: those of both models compared), each the mean over its seeds of
-    :func:`encoder_accuracy` on :func:`heldout_images`; a row whose encoder fails :func:`encoder_gate` becomes
-    *inconclusive* and says why.
+    Each row gets ``encoder_acc`` and ``encoder_chance``: those of the worst degradation encoder among the two models
+    it compares (its ``better`` and ``worse``; the non-blind control :data:`NONBLIND` has none), each the mean over
+    its seeds of :func:`encoder_accuracy` on :func:`heldout_images`; a row whose encoder fails :func:`encoder_gate`
+    becomes *inconclusive* and says why.
 
     Args:
         models: the models of the claims, ``{("DASR" | "CDSR" | ..., scale, seed): model}`` (:func:`table_models`
@@ -322,15 +323,13 @@ def gate_claims(claims: pd.DataFrame, models: dict, profile: Profile, data_root=
         acc[name] = (float(np.mean([a.accuracy for a in found])), float(np.mean([a.chance for a in found])))
     rows = []
     for r in claims.to_dict("records"):
-        cid = r["claim_id"]
-        encoders = (("DASR", "CDSR") if cid == "D1" else SWAP_CLAIMS[cid] if cid in SWAP_CLAIMS
-                    else (cid.split()[1],))
+        encoders = [n for n in (r["better"], r["worse"]) if n != NONBLIND]
         worst = min(encoders, key=lambda n: acc[n][0] - acc[n][1])
         a, c = acc[worst]
         r = {**r, "encoder_acc": a, "encoder_chance": c}
         if not encoder_gate(a, c):
             r["verdict"] = "inconclusive"
-            r["why"] = (f"{worst}'s degradation encoder does not separate kernels: content-controlled accuracy "
+            r["why"] = (f"the degradation encoder of '{worst}' does not separate kernels: content-controlled accuracy "
                         f"{a:.2f} (chance {c:.2f}, gate {c + GATE * (1 - c):.2f})")
         rows.append(r)
     return pd.DataFrame(rows, columns=[*claims.columns, "encoder_acc", "encoder_chance"])
