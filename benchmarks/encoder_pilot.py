@@ -112,29 +112,26 @@ def kernel_target(degradations) -> torch.Tensor:
 
 def supervised_encoder(train_images: dict, sizes, steps: int, noise: float, seed: int, scale: int = 4):
     """Train :class:`KernelRegressor` (MSE on :func:`kernel_target`) on ``large``'s training distribution: CDSR's
-    protocol at ``scale`` with noise U[0, ``noise``], ``sizes.batch_size`` LR patches of ``sizes.lr_patch`` per step,
-    Adam at ``sizes.warmup_lr`` halved at 60% of the steps (DASR's warm-up schedule). Returns (model, last-tenth
-    MSE)."""
-    from srlib import embeddings as E
+    protocol at ``scale`` with noise U[0, ``noise``], batches drawn as the trainer draws them
+    (:class:`srlib.data.PatchSampler` + :func:`srlib.train.degraded_patches`: ``sizes.batch_size`` LR patches of
+    ``sizes.lr_patch``, each under its own degradation), Adam at ``sizes.warmup_lr`` halved at 60% of the steps
+    (DASR's warm-up schedule). Returns (model, last-tenth MSE)."""
+    from srlib.data import PatchSampler
     from srlib.recipes.blind_sr import training_space
-    from srlib.train import build_model
+    from srlib.train import TrainConfig, build_model, degraded_patches
 
-    space = training_space("cdsr", scale, noise)
+    cfg = TrainConfig(scale=scale, iterations=steps, batch_size=sizes.batch_size, lr_patch=sizes.lr_patch,
+                      lr=sizes.warmup_lr, lr_halve_every=math.ceil(0.6 * steps),
+                      degradations=training_space("cdsr", scale, noise), seed=seed)
+    sampler = PatchSampler(list(train_images.values()), scale * cfg.lr_patch, cfg.batch_size)
     model = build_model(lambda: KernelRegressor(sizes.enc_feats), seed)
-    opt = torch.optim.Adam(model.parameters(), lr=sizes.warmup_lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, math.ceil(0.6 * steps), 0.5)
-    names = list(train_images)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_halve_every, 0.5)
     g = torch.Generator().manual_seed(seed)
     losses = []
-    for step in range(steps):
-        pick = torch.randint(len(names), (sizes.batch_size,), generator=g).tolist()
-        lr, degs = [], []
-        for i, k in enumerate(pick):  # one patch per image drawn, each under its own random degradation
-            x, d, _ = E.degradation_patches({names[k]: train_images[names[k]]}, space, 1, sizes.lr_patch,
-                                            seed * 1_000_003 + step * 64 + i)
-            lr.append(x)
-            degs += d
-        loss = torch.nn.functional.mse_loss(model(torch.cat(lr)), kernel_target(degs))
+    for _ in range(steps):
+        batch = degraded_patches(sampler, cfg, g)
+        loss = torch.nn.functional.mse_loss(model(batch.lr), kernel_target(batch.degradations))
         opt.zero_grad()
         loss.backward()
         opt.step()
