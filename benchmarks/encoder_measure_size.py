@@ -13,8 +13,9 @@ an encoder passes the gate (:func:`srlib.methods.blind_sr.encoder_gate`) at a la
 gate's size is stricter than test time, and that goes beside the verdicts (which stay as fixed); where none does,
 the inconclusive blind verdicts do not hinge on the crop's size.
 
-Writes ``benchmarks/results/encoder_measure_size.csv`` (one row per rung, model and crop: the mean over seeds and
-each seed's accuracy) and prints it.
+The runs load from ``large``'s runs folder (``srlib train --profile large --paper blind`` made them); any missing
+there would be trained first (~2.5 h of 2 cores). Writes ``benchmarks/results/encoder_measure_size.csv`` (one row
+per rung, model and crop: the mean over seeds and each seed's accuracy) and prints it.
 """
 
 from __future__ import annotations
