@@ -23,7 +23,7 @@ reaches the gate, the patches carry the kernel and this encoder can hold it, and
 objective; if it does not, the gate cannot be met at this patch size within these steps even by a told encoder.
 (Measured: it does not at 6,400 steps, but it rises well above chance, where the contrastive arms do not; it passes
 after 25,600 noise-free steps, 0.63, and after 102,400 with the protocol's noise, 0.58, where MoCo at 25,600 noise-free
-steps stays at chance with either positive, 0.12 C&D and 0.09 D.)
+steps stays at chance with either positive, 0.12 C&D and 0.09 D, and with D in batches of 32, 0.12 after 6,400.)
 ``--scale 2`` (added last, before its runs) asks every arm the same question at x2, CDSR Table 2's other scale, whose
 kernels are narrower in HR pixels but cover more of each LR pixel's neighbourhood: the test kernels and training
 distribution are CDSR's at x2, the LR patch stays ``--lr-patch`` (the HR patch halves). Rule as above, per scale.
