@@ -52,7 +52,7 @@ from common import update_csv
 from srlib import data, profiles
 from srlib.methods.blind_sr import GATE, encoder_accuracy, encoder_gate
 from srlib.recipes.blind_sr import POSITIVES, dasr_run
-from srlib.runs import train_all
+from srlib.runs import load_training_images, train_all
 
 OUT = Path(__file__).parent / "results" / "encoder_pilot.csv"
 KEY = ["encoder", "scale", "positive", "noise", "lr_patch", "batch_size", "seed", "warmup_steps"]  # one row per arm
@@ -112,7 +112,7 @@ def kernel_target(degradations) -> torch.Tensor:
     return torch.tensor(rows) / 10.0
 
 
-def supervised_encoder(train_images: dict, sizes, steps: int, noise: float, seed: int, scale: int = 4):
+def supervised_encoder(train_images: list, sizes, steps: int, noise: float, seed: int, scale: int = 4):
     """Train :class:`KernelRegressor` (MSE on :func:`kernel_target`) on ``large``'s training distribution: CDSR's
     protocol at ``scale`` with noise U[0, ``noise``], batches drawn as the trainer draws them
     (:class:`srlib.data.PatchSampler` + :func:`srlib.train.degraded_patches`: ``sizes.batch_size`` LR patches of
@@ -125,7 +125,7 @@ def supervised_encoder(train_images: dict, sizes, steps: int, noise: float, seed
     cfg = TrainConfig(scale=scale, iterations=steps, batch_size=sizes.batch_size, lr_patch=sizes.lr_patch,
                       lr=sizes.warmup_lr, lr_halve_every=math.ceil(0.6 * steps),
                       degradations=training_space("cdsr", scale, noise), seed=seed)
-    sampler = PatchSampler(list(train_images.values()), scale * cfg.lr_patch, cfg.batch_size)
+    sampler = PatchSampler(train_images, scale * cfg.lr_patch, cfg.batch_size)
     model = build_model(lambda: KernelRegressor(sizes.enc_feats), seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_halve_every, 0.5)
@@ -176,8 +176,9 @@ def main() -> None:
                      "lr_patch": sizes.lr_patch, "batch_size": 0, "seed": 0, "warmup_steps": 0, **_measured(acc)})
         print(rows[-1], flush=True)
     if args.supervised:
-        train = {f"{name}/{r.stem}": r.image for name in large.train_sets for r in data.open_set(name)
-                 if min(r.image.shape[:2]) >= args.scale * sizes.lr_patch}  # the trainer's sampler skips smaller
+        # the MoCo arms' training images, loaded as the trainer loads them (sets and minimum size of the run's data)
+        _, train = load_training_images(dasr_run(replace(large, blind=sizes), args.scale, args.seed, protocol="cdsr",
+                                                 noise=args.noise).data)
         for steps in args.steps:
             t0 = time.perf_counter()
             model, mse = supervised_encoder(train, sizes, steps, args.noise, args.seed, args.scale)
