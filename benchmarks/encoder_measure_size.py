@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from srlib import data, profiles
@@ -48,15 +47,14 @@ def main() -> None:
     for budget in large.ladder:
         rung = f"b{budget}"
         models = blind_sr.table_models(blind_sr.by_name(results.where(rung=rung)), "cdsr2")
+        by_size = {size: blind_sr.encoder_accuracies(models, hr, size) for size in args.sizes}  # the gate's reading
         for name in ("DASR", "CDSR", blind_sr.SWAP):
-            seeds = sorted((seed, m) for (n, scale, seed), m in models.items() if n == name)
-            for size in args.sizes:
-                found = [blind_sr.encoder_accuracy(m, hr, 4, size) for _, m in seeds]
-                acc, chance = float(np.mean([a.accuracy for a in found])), float(np.mean([a.chance for a in found]))
+            for size, found in by_size.items():
+                acc, chance, per_seed = found[name]
                 rows.append({"rung": f"large/{rung}", "model": name, "lr_crop": size, "accuracy": round(acc, 4),
                              "chance": round(chance, 4), "gate": round(chance + blind_sr.GATE * (1 - chance), 4),
                              "passes": blind_sr.encoder_gate(acc, chance),
-                             "per_seed": " ".join(f"{a.accuracy:.3f}" for a in found), "n_patches": found[0].n})
+                             "per_seed": " ".join(f"{a.accuracy:.3f}" for a in per_seed), "n_patches": per_seed[0].n})
                 print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ CDSR's protocol; :func:`evaluate_cdsr_table1` does the same.
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -303,6 +304,26 @@ def encoder_accuracy(model, hr_images, scale: int, lr_patch: int, patches_per_im
     return emb.controlled_accuracy("fea", "degradation")
 
 
+class EncoderAccuracy(NamedTuple):
+    """A blind model's content-controlled kernel accuracy as the gate reads it: the mean over its seeds."""
+
+    accuracy: float  #: mean over seeds
+    chance: float  #: mean over seeds
+    per_seed: list  #: the seeds' :class:`srlib.embeddings.ControlledAccuracy`, in the order of ``models``
+
+
+def encoder_accuracies(models: dict, hr_images, lr_patch: int) -> dict[str, EncoderAccuracy]:
+    """:func:`encoder_accuracy` of every blind model of ``models`` (``{(name, scale, seed): model}``; the non-blind
+    control :data:`NONBLIND` has no encoder) on ``lr_patch``-pixel patches of ``hr_images``, by name (names in sorted
+    order), averaged over its seeds: what :func:`gate_claims` gates by."""
+    out = {}
+    for name in sorted({n for n, _, _ in models} - {NONBLIND}):
+        found = [encoder_accuracy(m, hr_images, scale, lr_patch) for (n, scale, _), m in models.items() if n == name]
+        out[name] = EncoderAccuracy(float(np.mean([a.accuracy for a in found])),
+                                    float(np.mean([a.chance for a in found])), found)
+    return out
+
+
 def gate_claims(claims: pd.DataFrame, models: dict, profile: Profile, data_root=None) -> pd.DataFrame:
     """The encoder gate on the claim rows of :func:`cdsr_vs_dasr`, in every profile.
 
@@ -315,17 +336,12 @@ def gate_claims(claims: pd.DataFrame, models: dict, profile: Profile, data_root=
         models: the models of the claims, ``{("DASR" | "CDSR" | ..., scale, seed): model}`` (:func:`table_models`
             ``"cdsr2"``).
     """
-    hr = heldout_images(profile, data_root)
-    acc = {}
-    for name in sorted({n for n, _, _ in models} - {NONBLIND}):
-        found = [encoder_accuracy(m, hr, scale, profile.blind.lr_patch) for (n, scale, _), m in models.items()
-                 if n == name]
-        acc[name] = (float(np.mean([a.accuracy for a in found])), float(np.mean([a.chance for a in found])))
+    acc = encoder_accuracies(models, heldout_images(profile, data_root), profile.blind.lr_patch)
     rows = []
     for r in claims.to_dict("records"):
         encoders = [n for n in (r["better"], r["worse"]) if n != NONBLIND]
-        worst = min(encoders, key=lambda n: acc[n][0] - acc[n][1])
-        a, c = acc[worst]
+        worst = min(encoders, key=lambda n: acc[n].accuracy - acc[n].chance)
+        a, c, _ = acc[worst]
         r = {**r, "encoder_acc": a, "encoder_chance": c}
         if not encoder_gate(a, c):
             r["verdict"] = "inconclusive"
